@@ -1,0 +1,229 @@
+"""Perform a score excerpt with a mood's cues and render it with FluidSynth.
+
+`arrange` turns an excerpt (quarter-note times) and a `Performance` into timed MIDI events in
+seconds; `render_clips` writes several arranged clips into one MIDI file, separated by silent
+gaps that let the reverb die out, renders that file with the FluidSynth command line in one go
+(loading a 140 MB soundfont once per batch rather than once per clip) and cuts it back apart.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import mido
+import numpy as np
+import soundfile
+
+from corpus.cues import CLOSED_HAT, CRASH, HIGHEST_PITCH, KICK, LOWEST_PITCH, RIDE, SNARE, Performance
+from corpus.scores import Piece
+from moodmusic.audio import prevent_clipping
+from moodmusic.mel import SAMPLE_RATE
+from moodmusic.tonality import Key, estimate_key
+
+SOUNDFONTS = {
+    "fluidr3": "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "timgm6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2",
+    "musescore": "/usr/share/sounds/sf3/MuseScore_General.sf3",
+}
+GAP_SECONDS = 2.5  # silence between clips in one render: the reverb tail dies out in it
+SYNTH_GAIN = 0.7  # the loudest clips peak near 0.8; the rare louder one is scaled down
+TICKS_PER_SECOND = 960  # mido default 480 ticks per beat at 120 bpm
+MELODY_CHANNEL, INNER_CHANNEL, PULSE_CHANNEL, DRUM_CHANNEL = 0, 1, 2, 9
+
+
+class RenderError(RuntimeError):
+    pass
+
+
+def soundfont_path(name_or_path: str) -> Path:
+    path = Path(SOUNDFONTS.get(name_or_path.lower(), name_or_path))
+    if not path.is_file():
+        raise RenderError(
+            f"soundfont {name_or_path!r} not found at {path}; install it (scripts/setup.sh) or give a path. "
+            f"Known names: {', '.join(SOUNDFONTS)}"
+        )
+    return path
+
+
+def beat_quarters(piece: Piece, notes_per_beat: int) -> float:
+    """The beat in quarter notes: the power of two nearest `notes_per_beat` typical note spacings.
+
+    Scores write the same pace in different note values (Palestrina in halves, fiddle tunes in
+    eighths); measuring the beat from the notes makes the tempo cue mean the same for all.
+    """
+    return float(2.0 ** np.clip(np.round(np.log2(notes_per_beat * piece.median_inter_onset())), -2, 2))
+
+
+@dataclass
+class ArrangedClip:
+    """Timed events of one clip: (seconds, mido message), and the facts the manifest records."""
+
+    events: list[tuple[float, mido.Message]] = field(default_factory=list)
+    bpm: float = 0.0
+    source_key: str = ""
+    performed_key: str = ""
+
+
+def change_mode(pitches: np.ndarray, key: Key, mode: str) -> np.ndarray:
+    """Move the third and sixth (and the seventh, major-ward) to the parallel mode of `key`."""
+    if key.mode == mode:
+        return pitches
+    degree = (pitches - key.tonic) % 12
+    pitches = pitches.copy()
+    if mode == "minor":
+        pitches[np.isin(degree, (4, 9))] -= 1  # harmonic minor: the leading tone stays
+    else:
+        pitches[np.isin(degree, (3, 8, 10))] += 1
+    return pitches
+
+
+def fit_register(pitches: np.ndarray, transpose: int) -> np.ndarray:
+    """Transpose, then move by octaves so the music sits in a register every GM program plays."""
+    pitches = pitches + transpose
+    median = float(np.median(pitches))
+    pitches = pitches + 12 * int(np.round((np.clip(median, 52, 80) - median) / 12))
+    return np.clip(pitches, LOWEST_PITCH, HIGHEST_PITCH)
+
+
+def keep_on_beat_notes(excerpt: Piece, beat: float) -> Piece:
+    """Only the notes that start on a beat, each held at least until the next beat of its part."""
+    on_beat = np.abs(excerpt.onsets / beat - np.round(excerpt.onsets / beat)) < 1e-3
+    durations = np.maximum(excerpt.durations, beat)
+    durations = np.minimum(durations, excerpt.length - excerpt.onsets)
+    return replace(excerpt, onsets=excerpt.onsets[on_beat], durations=durations[on_beat], pitches=excerpt.pitches[on_beat], parts=excerpt.parts[on_beat])
+
+
+def _pitch_class_weights(pitches: np.ndarray, durations: np.ndarray) -> np.ndarray:
+    return np.bincount(pitches % 12, weights=durations, minlength=12)
+
+
+def _notes(events: list, channel: int, start: float, end: float, pitch: int, velocity: int) -> None:
+    events.append((start, mido.Message("note_on", channel=channel, note=int(pitch), velocity=int(np.clip(velocity, 1, 127)))))
+    events.append((end, mido.Message("note_off", channel=channel, note=int(pitch), velocity=0)))
+
+
+def arrange(excerpt: Piece, beat: float, performance: Performance, seconds: float, rng: np.random.Generator) -> ArrangedClip:
+    """Timed MIDI events of one excerpt performed with `performance`, from 0 to `seconds`.
+
+    `beat` is the tactus in quarter notes: accents, pulses and drums fall on it.
+    """
+    qps = excerpt.length / seconds
+    clip = ArrangedClip(bpm=60.0 * qps / beat)
+    if performance.on_beat_only:
+        excerpt = keep_on_beat_notes(excerpt, beat)
+    key = estimate_key(_pitch_class_weights(excerpt.pitches, excerpt.durations))
+    pitches = fit_register(change_mode(excerpt.pitches, key, performance.mode), performance.transpose)
+    clip.source_key = key.name
+    clip.performed_key = estimate_key(_pitch_class_weights(pitches, excerpt.durations)).name
+
+    events: list[tuple[float, mido.Message]] = []
+    for channel, program in (
+        (MELODY_CHANNEL, performance.melody_program),
+        (INNER_CHANNEL, performance.accompaniment_program),
+        (PULSE_CHANNEL, performance.pulse_program),
+        (DRUM_CHANNEL, 0),  # the standard kit: every GM soundfont has it
+    ):
+        events.append((0.0, mido.Message("control_change", channel=channel, control=121, value=0)))
+        events.append((0.0, mido.Message("program_change", channel=channel, program=program)))
+        events.append((0.0, mido.Message("control_change", channel=channel, control=7, value=100)))
+        events.append((0.0, mido.Message("control_change", channel=channel, control=11, value=performance.expression)))
+        events.append((0.0, mido.Message("control_change", channel=channel, control=91, value=performance.reverb)))
+
+    def velocity_at(onset_quarters: float, offset: int) -> int:
+        in_beats = onset_quarters / beat
+        accent = 10 if performance.beat_accent and abs(in_beats - round(in_beats)) < 1e-3 else 0
+        return int(performance.velocity + offset + accent + rng.normal(0, performance.velocity_spread))
+
+    # The score itself: the top voice on the melody instrument, the other voices beneath it.
+    for onset, duration, pitch, part in zip(excerpt.onsets, excerpt.durations, pitches, excerpt.parts):
+        start = onset / qps
+        end = min(start + max(duration / qps * performance.articulation, 0.06), seconds)
+        channel, offset = (MELODY_CHANNEL, 4) if part == 0 else (INNER_CHANNEL, -6)
+        _notes(events, channel, start, end, pitch, velocity_at(onset, offset))
+
+    # The pulse layer: the harmony sounding at each pulse, an octave down, repeated at the cue's density.
+    if performance.accompaniment_per_beat > 0:
+        step = beat / performance.accompaniment_per_beat
+        for time in np.arange(0.0, excerpt.length, step):
+            sounding = (excerpt.onsets <= time + 1e-6) & (excerpt.onsets + excerpt.durations > time + 1e-6)
+            chord = sorted({int(p) - 12 if p >= 60 else int(p) for p in pitches[sounding]})[:3]
+            start = time / qps
+            end = min(start + step / qps * max(performance.articulation, 0.5), seconds)
+            for pitch in chord:
+                _notes(events, PULSE_CHANNEL, start, end, max(pitch, LOWEST_PITCH), velocity_at(time, -4))
+
+    # Drums: density rises with arousal (cue table, "rhythmic density").
+    if performance.drums:
+        hats_per_beat = {1: 1, 2: 2, 3: 4}[performance.drums]
+        for time in np.arange(0.0, excerpt.length, beat / hats_per_beat):
+            start = time / qps
+            in_bar = round(time / beat * hats_per_beat) / hats_per_beat % 4  # position in a 4-beat bar
+            _notes(events, DRUM_CHANNEL, start, start + 0.05, CLOSED_HAT if performance.drums < 3 or in_bar % 1 else RIDE, velocity_at(time, -18))
+            if in_bar in (0.0, 2.0) or (performance.drums == 3 and in_bar == 2.5):
+                _notes(events, DRUM_CHANNEL, start, start + 0.1, KICK, velocity_at(time, -4))
+            if performance.drums >= 2 and in_bar in (1.0, 3.0):
+                _notes(events, DRUM_CHANNEL, start, start + 0.1, SNARE, velocity_at(time, -6))
+        if performance.drums == 3:
+            _notes(events, DRUM_CHANNEL, 0.0, 0.5, CRASH, performance.velocity)
+
+    # Notes that would ring past the clip end are cut there; sort offs before ons at equal times.
+    events = [(min(t, seconds), m) for t, m in events if t < seconds or m.type == "note_off"]
+    events.sort(key=lambda item: (item[0], item[1].type == "note_on"))
+    clip.events = events
+    return clip
+
+
+def write_midi(clips: list[ArrangedClip], seconds: float, path: Path) -> None:
+    """All clips in one file, clip k starting at k * (seconds + GAP_SECONDS)."""
+    track = mido.MidiTrack()
+    timeline: list[tuple[float, mido.Message]] = []
+    for index, clip in enumerate(clips):
+        origin = index * (seconds + GAP_SECONDS)
+        timeline += [(origin + t, m) for t, m in clip.events]
+        for channel in (MELODY_CHANNEL, INNER_CHANNEL, PULSE_CHANNEL, DRUM_CHANNEL):
+            timeline.append((origin + seconds, mido.Message("control_change", channel=channel, control=123, value=0)))
+    timeline.append((len(clips) * (seconds + GAP_SECONDS), mido.Message("control_change", channel=0, control=123, value=0)))
+    timeline.sort(key=lambda item: item[0])
+    track.append(mido.MetaMessage("set_tempo", tempo=500_000, time=0))
+    previous = 0
+    for time, message in timeline:
+        tick = int(round(time * TICKS_PER_SECOND))
+        track.append(message.copy(time=tick - previous))
+        previous = tick
+    midi = mido.MidiFile(ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(str(path))
+
+
+def render_clips(clips: list[ArrangedClip], seconds: float, soundfont: Path) -> list[np.ndarray]:
+    """Render clips with FluidSynth to mono float32 at 22,050 Hz, one array per clip."""
+    if shutil.which("fluidsynth") is None:
+        raise RenderError("the fluidsynth program is not installed: run scripts/setup.sh (apt package fluidsynth)")
+    with tempfile.TemporaryDirectory(prefix="moodmusic-render-") as tmp:
+        midi_path, wav_path = Path(tmp) / "clips.mid", Path(tmp) / "clips.wav"
+        write_midi(clips, seconds, midi_path)
+        command = [
+            "fluidsynth", "-n", "-i", "-q", "-R", "1", "-C", "0", "-g", str(SYNTH_GAIN),
+            "-r", str(SAMPLE_RATE), "-O", "float", "-T", "wav", "-F", str(wav_path), str(soundfont), str(midi_path),
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if result.returncode != 0 or not wav_path.exists():
+            raise RenderError(f"fluidsynth failed ({result.returncode}): {result.stderr.strip()[:500]}")
+        stereo, rate = soundfile.read(str(wav_path), dtype="float32", always_2d=True)
+    if rate != SAMPLE_RATE:
+        raise RenderError(f"fluidsynth rendered at {rate} Hz instead of {SAMPLE_RATE}")
+    mono = stereo.mean(axis=1)
+    clip_samples = int(round(seconds * SAMPLE_RATE))
+    stride = (seconds + GAP_SECONDS) * SAMPLE_RATE
+    out = []
+    for index in range(len(clips)):
+        start = int(round(index * stride))
+        audio = mono[start : start + clip_samples]
+        audio = np.pad(audio, (0, clip_samples - audio.size))
+        out.append(prevent_clipping(audio).astype(np.float32))
+    return out

@@ -1,0 +1,106 @@
+"""Audio in and out: any file a user has -> mono float32 at 22,050 Hz; clips out as 16-bit WAV.
+
+soundfile (libsndfile) reads WAV, FLAC and OGG; MP3 and anything else goes through librosa's
+audioread fallback. Empty or undecodable input raises `AudioDecodeError` with a message that
+says what was wrong, so callers (the CLI, the HTTP server) can show it as it is.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from moodmusic.mel import SAMPLE_RATE
+
+SUPPORTED_FORMATS = ("wav", "flac", "ogg", "mp3")
+
+
+class AudioDecodeError(ValueError):
+    """The input is not audio we can decode, or holds no samples."""
+
+
+def _to_mono(samples: np.ndarray) -> np.ndarray:
+    return samples.mean(axis=1) if samples.ndim == 2 else samples
+
+
+def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    if source_rate == target_rate:
+        return samples.astype(np.float32, copy=False)
+    import librosa  # imported lazily: it takes a second to import and most paths never resample
+
+    return librosa.resample(samples.astype(np.float32), orig_sr=source_rate, target_sr=target_rate, res_type="soxr_hq")
+
+
+def _decode_with_librosa(path: str) -> tuple[np.ndarray, int]:
+    import librosa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # audioread's "PySoundFile failed" warning is expected here
+        samples, rate = librosa.load(path, sr=None, mono=True)
+    return samples, int(rate)
+
+
+def load_audio(source: str | os.PathLike | bytes, *, max_seconds: float | None = None) -> np.ndarray:
+    """Decode a path or raw bytes to mono float32 at 22,050 Hz.
+
+    `max_seconds` keeps only the start of very long input (the caller decides; None keeps all).
+    """
+    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    if not isinstance(source, (bytes, bytearray)) and not Path(source).is_file():
+        raise AudioDecodeError(f"{name}: no such file")
+    try:
+        data = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
+        samples, rate = soundfile.read(data, dtype="float32", always_2d=False)
+    except Exception:
+        samples, rate = _decode_fallback(source, name)
+    samples = _to_mono(np.asarray(samples, dtype=np.float32))
+    if samples.size == 0:
+        raise AudioDecodeError(f"{name}: the file decodes to no audio samples")
+    if max_seconds is not None:
+        samples = samples[: int(max_seconds * rate)]
+    samples = resample(samples, rate)
+    if not np.all(np.isfinite(samples)):
+        raise AudioDecodeError(f"{name}: the audio holds NaN or infinite samples")
+    return samples
+
+
+def _decode_fallback(source: str | os.PathLike | bytes, name: str) -> tuple[np.ndarray, int]:
+    """MP3 and other formats libsndfile does not read, through librosa/audioread."""
+    try:
+        if isinstance(source, (bytes, bytearray)):
+            with tempfile.NamedTemporaryFile(suffix=".audio") as tmp:
+                tmp.write(source)
+                tmp.flush()
+                return _decode_with_librosa(tmp.name)
+        return _decode_with_librosa(str(source))
+    except Exception as error:
+        raise AudioDecodeError(
+            f"{name}: could not decode as audio ({type(error).__name__}); supported formats: {', '.join(SUPPORTED_FORMATS)}"
+        ) from error
+
+
+def prevent_clipping(samples: np.ndarray, ceiling: float = 0.99) -> np.ndarray:
+    """Scale down only if the peak would clip; loudness is otherwise kept (it is an arousal cue)."""
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    return samples * (ceiling / peak) if peak > ceiling else samples
+
+
+def to_wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(samples, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write a 16-bit WAV atomically (write to a temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(to_wav_bytes(samples, sample_rate))
+    os.replace(tmp, path)

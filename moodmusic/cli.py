@@ -1,0 +1,46 @@
+"""The `moodmusic` command line: one subcommand per job.
+
+Each stage owns its command's arguments and work in its own package (`corpus.cli`,
+`classifier.cli`, ...); this module only assembles the parser. Those `cli` modules import torch and the
+models inside `run`, so building the parser stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (command path, module that defines `add_arguments(parser)` and `run(args)`, help)
+COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
+    (("corpus", "build"), "corpus.cli", "render the mood-labelled training corpus from music21's scores"),
+    (("corpus", "check"), "corpus.audibility", "measure that the corpus labels are audible, without using them"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moodmusic", description="Mood-conditioned music generation, analysis and narration.")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    top = parser.add_subparsers(dest="command", required=True)
+    for path, module_name, help_text in COMMANDS:
+        actions, name = top, path[-1]
+        if len(path) == 2:
+            group = path[0]
+            if group not in groups:
+                group_parser = top.add_parser(group, help=f"{group} commands")
+                groups[group] = group_parser.add_subparsers(dest=f"{group}_command", required=True)
+            actions = groups[group]
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(_module=module_name)
+        importlib.import_module(module_name).add_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(args._module)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

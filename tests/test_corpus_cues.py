@@ -1,0 +1,71 @@
+"""The cue table moves each cue in the direction the literature gives, and scores are read right."""
+
+import numpy as np
+import pytest
+
+from corpus.cues import perform
+from corpus.render import arrange, beat_quarters, change_mode, fit_register
+from corpus.scores import Piece, excerpt
+from moodmusic.tonality import Key
+
+
+def mean_cue(name, valence, arousal, draws=200):
+    values = [getattr(perform(valence, arousal, np.random.default_rng(i)), name) for i in range(draws)]
+    return float(np.mean(values))
+
+
+@pytest.mark.parametrize("cue", ["tempo_bpm", "velocity", "expression", "accompaniment_per_beat", "drums", "bright_timbre"])
+def test_arousal_raises_activity_cues(cue):
+    assert mean_cue(cue, 0.0, 0.8) > mean_cue(cue, 0.0, -0.8)
+
+
+def test_arousal_shortens_articulation_and_dries_the_reverb():
+    assert mean_cue("articulation", 0.0, 0.8) < mean_cue("articulation", 0.0, -0.8)
+    assert mean_cue("reverb", 0.0, 0.8) < mean_cue("reverb", 0.0, -0.8)
+    assert mean_cue("on_beat_only", 0.0, -0.9) > 0.9 and mean_cue("on_beat_only", 0.0, 0.5) == 0
+
+
+def test_valence_sets_the_mode_and_raises_the_register():
+    rng = np.random.default_rng(0)
+    assert perform(0.3, 0.0, rng).mode == "major" and perform(-0.3, 0.0, rng).mode == "minor"
+    assert mean_cue("transpose", 0.8, 0.0) > mean_cue("transpose", -0.8, 0.0)
+
+
+def test_change_mode_moves_third_and_sixth():
+    c_major_scale = np.array([60, 62, 64, 65, 67, 69, 71, 72])
+    minor = change_mode(c_major_scale, Key(0, "major", 1.0), "minor")
+    assert minor.tolist() == [60, 62, 63, 65, 67, 68, 71, 72]  # harmonic minor
+    back = change_mode(np.array([57, 59, 60, 62, 64, 65, 67]), Key(9, "minor", 1.0), "major")
+    assert back.tolist() == [57, 59, 61, 62, 64, 66, 68]  # A major
+    assert change_mode(c_major_scale, Key(0, "major", 1.0), "major") is c_major_scale
+
+
+def test_register_is_kept_playable():
+    pitches = fit_register(np.array([20, 24, 28]), transpose=-5)
+    assert pitches.min() >= 28 and 40 <= np.median(pitches) <= 92
+
+
+def toy_piece(length=8.0):
+    onsets = np.arange(0, length, 0.5)
+    return Piece("toy", "test", onsets, np.full(onsets.size, 0.5), 60 + (np.arange(onsets.size) % 8), np.zeros(onsets.size, int), length)
+
+
+def test_excerpt_loops_short_pieces_and_clips_notes_to_the_window():
+    piece = toy_piece(4.0)
+    part = excerpt(piece, 3.0, 6.0)
+    assert part.length == 6.0 and part.onsets.min() >= 0 and (part.onsets + part.durations).max() <= 6.0 + 1e-9
+    assert part.onsets.size == 12  # 6 quarter notes of eighths, looped over the 4-beat piece
+
+
+def test_arranged_clip_stays_inside_its_seconds_and_uses_the_cues():
+    piece = toy_piece(16.0)
+    rng = np.random.default_rng(1)
+    performance = perform(0.8, 0.9, rng)
+    beat = beat_quarters(piece, performance.notes_per_beat)
+    window = 4.0 * performance.tempo_bpm / 60 * beat
+    clip = arrange(excerpt(piece, 0.0, window), beat, performance, 4.0, rng)
+    times = [t for t, _ in clip.events]
+    assert min(times) >= 0 and max(times) <= 4.0
+    notes = [m for _, m in clip.events if m.type == "note_on"]
+    assert any(m.channel == 9 for m in notes) == bool(performance.drums)
+    assert abs(clip.bpm - performance.tempo_bpm) < 1e-6
