@@ -1,0 +1,12 @@
+"""The classifier stage: the system's ear.
+
+    import classifier
+    model = classifier.load()              # the shipped checkpoints/classifier
+    analysis = model.analyze("clip.wav")   # or bytes, or mono float32 samples at 22,050 Hz
+    analysis.overall.valence, analysis.quadrant, analysis.timeline, analysis.embedding
+"""
+
+from classifier.analysis import Analysis, MoodReading, TimelineWindow
+from classifier.inference import MoodClassifier, load
+
+__all__ = ["Analysis", "MoodClassifier", "MoodReading", "TimelineWindow", "load"]

@@ -21,7 +21,7 @@ TARGETS = {"spearman_arousal_tempo": 0.5, "spearman_arousal_rms": 0.5, "mode_agr
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", default="data/corpus", help="corpus folder (default: data/corpus)")
-    parser.add_argument("--limit", type=int, default=0, help="analyse only this many clips, spread over the corpus (default: all)")
+    parser.add_argument("--limit", type=int, default=0, help="analyse only a random sample of this many clips (default: all)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", default="", help="also write the results as JSON here")
 
@@ -43,8 +43,8 @@ def check(corpus: Path, limit: int = 0, workers: int = 2) -> dict:
 
     with open(corpus / "manifest.csv") as f:
         rows = list(csv.DictReader(f))
-    if limit and limit < len(rows):
-        rows = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, limit)]
+    if limit and limit < len(rows):  # a seeded random sample: evenly spaced ids would all share a quadrant
+        rows = [rows[int(i)] for i in sorted(np.random.default_rng(0).choice(len(rows), size=limit, replace=False))]
     warm_up()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         features = list(tqdm(pool.map(_features, [str(corpus / r["audio"]) for r in rows], chunksize=8), total=len(rows), desc="analysing"))

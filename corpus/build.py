@@ -50,6 +50,7 @@ class BuildConfig:
     soundfont: str = "fluidr3"
     workers: int = 2
     clips_per_piece: int = 0  # 0: choose from the corpus size (8 for large builds, fewer for small ones)
+    only_split: str = ""  # render only this split of the plan (e.g. the test split in another soundfont)
 
     def per_piece(self) -> int:
         if self.clips_per_piece:
@@ -183,12 +184,12 @@ def build(config: BuildConfig, progress: bool = True) -> list[dict]:
         (out / folder).mkdir(parents=True, exist_ok=True)
     previous = out / "build.json"
     if previous.exists():
-        earlier = json.loads(previous.read_text())
+        earlier = asdict(BuildConfig(**json.loads(previous.read_text())))
         if {**earlier, "workers": config.workers} != asdict(config):
             raise SystemExit(f"{out} holds a build with other arguments ({earlier}); choose another --out or delete it")
     previous.write_text(json.dumps(asdict(config), indent=2))
 
-    tasks = plan(config)
+    tasks = [t for t in plan(config) if not config.only_split or t.split == config.only_split]
     done = {int(p.stem) for p in (out / "rows").glob("*.json")}
     todo = [t for t in tasks if t.index not in done]
     bar = tqdm(total=sum(len(t.clips) for t in tasks), initial=sum(len(t.clips) for t in tasks if t.index in done), unit="clip", disable=not progress, desc="rendering")

@@ -15,6 +15,11 @@ import sys
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("corpus", "build"), "corpus.cli", "render the mood-labelled training corpus from music21's scores"),
     (("corpus", "check"), "corpus.audibility", "measure that the corpus labels are audible, without using them"),
+    (("narrate",), "narrator.cli", "analyse an audio file (or a saved analysis) and tell in words what it feels like"),
+    (("bench", "narrator"), "narrator.bench", "time the template narrator and measure its acceptance properties"),
+    (("train", "classifier"), "classifier.train", "train the mood classifier (CRNN) with accelerate"),
+    (("analyze",), "classifier.cli", "analyse audio files or folders: valence, arousal, moods, timeline"),
+    (("evaluate", "classifier"), "classifier.evaluate", "held-out, cross-timbre and speed measurements -> docs/classifier.md"),
 ]
 
 

@@ -1,0 +1,144 @@
+"""Training examples for the classifier: log-mels in memory, random crops, augmentation.
+
+Augmentation works on the log-mel directly (cheap, no audio re-analysis) and targets what would
+let the model learn FluidR3's rendering instead of the mood cues: overall gain, spectral tilt
+(an EQ), background noise, time and frequency masking, and mixing with another clip of the same
+quadrant (a second performance layered over the first, label averaged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from classifier.features import chroma
+from corpus.loaders import LabelledClip
+from moodmusic.audio import load_audio
+from moodmusic.mel import LOG_FLOOR, N_MELS, log_mel
+from moodmusic.mood import quadrant_index
+
+MAX_SECONDS_PER_FILE = 45.0  # user data sets hold whole songs; this many seconds per file are enough to learn from
+
+
+@dataclass
+class Example:
+    mel: np.ndarray  # float16 (80, T)
+    chroma: np.ndarray  # float16 (12, T)
+    valence: float
+    arousal: float
+    quadrant: int
+    quadrant_only: bool
+    source: str
+
+
+def load_examples(clips: list[LabelledClip], progress: bool = True, desc: str = "loading") -> list[Example]:
+    examples = []
+    for clip in tqdm(clips, desc=desc, disable=not progress, unit="clip"):
+        samples = torch.from_numpy(load_audio(clip.audio, max_seconds=MAX_SECONDS_PER_FILE))
+        if clip.mel is not None and clip.mel.exists():
+            mel = np.load(clip.mel)
+        else:
+            mel = log_mel(samples).numpy().astype(np.float16)
+        tonal = chroma(samples).numpy().astype(np.float16)
+        examples.append(Example(mel, tonal, clip.valence, clip.arousal, quadrant_index(clip.valence, clip.arousal), clip.quadrant_only, clip.source))
+    return examples
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    gain_db: float = 6.0  # +- uniform; small against the corpus's 30 dB loudness range, which is a real cue
+    tilt_db: float = 6.0  # +- dB across the mel band
+    noise_probability: float = 0.3
+    noise_db: tuple[float, float] = (-75.0, -50.0)  # noise floor level range
+    mask_probability: float = 0.5
+    max_time_mask: int = 24
+    max_freq_mask: int = 10
+    mix_probability: float = 0.2
+
+
+DB_TO_LOG = np.log(10.0) / 20.0  # the mel is the natural log of magnitude
+
+
+def augment(mel: np.ndarray, tonal: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Gain, tilt and noise change the mel (the chroma is scaled per frame, so they barely touch it);
+    masks hide the same frames in both."""
+    mel, tonal = mel.astype(np.float32), tonal.astype(np.float32)
+    gain = rng.uniform(-config.gain_db, config.gain_db)
+    tilt = rng.uniform(-config.tilt_db, config.tilt_db) * np.linspace(-0.5, 0.5, N_MELS)[:, None]
+    mel = mel + (gain + tilt) * DB_TO_LOG
+    if rng.random() < config.noise_probability:
+        level = np.exp(rng.uniform(*config.noise_db) * DB_TO_LOG)
+        noise = level * np.abs(rng.normal(1.0, 0.3, size=mel.shape))
+        mel = np.log(np.exp(mel) + noise)
+    if rng.random() < config.mask_probability:
+        t0, width = rng.integers(0, mel.shape[1]), rng.integers(1, config.max_time_mask)
+        mel[:, t0 : t0 + width] = LOG_FLOOR
+        tonal[:, t0 : t0 + width] = 0.0
+        f0, height = rng.integers(0, N_MELS), rng.integers(1, config.max_freq_mask)
+        mel[f0 : f0 + height] = LOG_FLOOR
+    return np.maximum(mel, LOG_FLOOR), tonal
+
+
+def mix(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Layer two performances: add mel magnitudes (approximately: the mel is a magnitude) and chromas."""
+    mel = np.log(weight * np.exp(first[0].astype(np.float32)) + (1 - weight) * np.exp(second[0].astype(np.float32)) + 1e-12)
+    tonal = weight * first[1].astype(np.float32) + (1 - weight) * second[1].astype(np.float32)
+    return mel, tonal / np.maximum(tonal.max(axis=0, keepdims=True), 1e-6)
+
+
+def random_crop(example: Example, frames: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The same random window of the mel and the chroma; short examples are padded with silence."""
+    mel, tonal = example.mel, example.chroma
+    if mel.shape[1] <= frames:
+        pad = frames - mel.shape[1]
+        return np.pad(mel, ((0, 0), (0, pad)), constant_values=LOG_FLOOR), np.pad(tonal, ((0, 0), (0, pad)))
+    start = rng.integers(0, mel.shape[1] - frames + 1)
+    return mel[:, start : start + frames], tonal[:, start : start + frames]
+
+
+class CropDataset(torch.utils.data.Dataset):
+    """Random window crops of the examples, augmented; one epoch visits every example once."""
+
+    def __init__(self, examples: list[Example], frames: int, augment_config: AugmentConfig | None, seed: int = 0):
+        self.examples = examples
+        self.frames = frames
+        self.augment_config = augment_config
+        self.seed = seed
+        self.epoch = 0
+        self.by_quadrant = {q: [i for i, e in enumerate(examples) if e.quadrant == q] for q in range(4)}
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        example = self.examples[index]
+        mel, tonal = random_crop(example, self.frames, rng)
+        valence, arousal = example.valence, example.arousal
+        config = self.augment_config
+        if config is not None:
+            if rng.random() < config.mix_probability and len(self.by_quadrant[example.quadrant]) > 1:
+                other = self.examples[int(rng.choice(self.by_quadrant[example.quadrant]))]
+                weight = rng.uniform(0.6, 0.9)
+                mel, tonal = mix((mel, tonal), random_crop(other, self.frames, rng), weight)
+                valence = weight * valence + (1 - weight) * other.valence
+                arousal = weight * arousal + (1 - weight) * other.arousal
+            mel, tonal = augment(mel, tonal, rng, config)
+        return {
+            "mel": torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32)),
+            "chroma": torch.from_numpy(np.ascontiguousarray(tonal, dtype=np.float32)),
+            "valence_arousal": torch.tensor([valence, arousal], dtype=torch.float32),
+            "quadrant": torch.tensor(example.quadrant),
+            "has_point": torch.tensor(0.0 if example.quadrant_only else 1.0),
+        }
+
+
+def mel_statistics(examples: list[Example], sample: int = 500) -> tuple[float, float]:
+    """Mean and std of log-mel values over (a sample of) the training set, for input scaling."""
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(examples), size=min(sample, len(examples)), replace=False)
+    values = np.concatenate([examples[i].mel.astype(np.float32).ravel() for i in picks])
+    return float(values.mean()), float(values.std())

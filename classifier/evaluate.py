@@ -1,0 +1,238 @@
+"""`moodmusic evaluate classifier`: held-out accuracy, cross-timbre accuracy and speed -> docs/classifier.md.
+
+- Test split: pieces never seen in training (the corpus splits by source score).
+- Cross-timbre: the same test split rendered with other General MIDI soundfonts
+  (`moodmusic corpus build --only-split test --soundfont timgm6mb --out data/corpus-timgm6mb`).
+- Speed (medians on this machine): one 3 s window, a 60 s file with its timeline, and throughput
+  in windows per second at batch 1, 16, 64 and 256 (our counterpart of seed 001's Table 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+TARGETS = {"quadrant_accuracy": 0.85, "valence_mae": 0.15, "arousal_mae": 0.15, "cross_timbre_accuracy": 0.75}
+
+
+def evaluate_split(classifier, corpus: Path, split: str = "test") -> tuple[dict, dict, list]:
+    from classifier.data import load_examples
+    from classifier.metrics import predict_examples, score
+    from corpus.loaders import load_any
+
+    clips = [c for c in load_any(corpus) if c.split == split]
+    examples = load_examples(clips, desc=f"loading {corpus.name}")
+    predictions = predict_examples(classifier, examples)
+    return score(examples, predictions), predictions, examples
+
+
+def plot_confusion(confusion: dict, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.array(confusion["rows_true_columns_heard"])
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    labels = confusion["labels"]
+    ax.set_xticks(range(4), labels)
+    ax.set_yticks(range(4), labels)
+    ax.set_xlabel("heard")
+    ax.set_ylabel("asked (label)")
+    for i in range(4):
+        for j in range(4):
+            ax.text(j, i, f"{matrix[i, j]}\n{normalised[i, j]:.0%}", ha="center", va="center", color="white" if normalised[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_scatter(examples, predictions, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    truth = np.array([[e.valence, e.arousal] for e in examples])
+    heard = predictions["valence_arousal"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    for ax, dim, name in ((axes[0], 0, "valence"), (axes[1], 1, "arousal")):
+        ax.scatter(truth[:, dim], heard[:, dim], s=6, alpha=0.5)
+        ax.plot([-1, 1], [-1, 1], color="gray", linewidth=0.8)
+        ax.set_xlabel(f"{name} label")
+        ax.set_ylabel(f"{name} heard")
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_ylim(-1.05, 1.05)
+    axes[2].quiver(truth[:, 0], truth[:, 1], heard[:, 0] - truth[:, 0], heard[:, 1] - truth[:, 1], angles="xy", scale_units="xy", scale=1, width=0.002, alpha=0.5)
+    axes[2].axhline(0, color="gray", linewidth=0.8)
+    axes[2].axvline(0, color="gray", linewidth=0.8)
+    axes[2].set_xlim(-1.05, 1.05)
+    axes[2].set_ylim(-1.05, 1.05)
+    axes[2].set_xlabel("valence")
+    axes[2].set_ylabel("arousal")
+    axes[2].set_title("label -> heard", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _median_seconds(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def benchmark(classifier, repeats: int = 20) -> dict:
+    """Medians on this machine; inputs are synthetic since only the shape matters for speed."""
+    import torch
+
+    from classifier.features import chroma
+    from moodmusic.mel import SAMPLE_RATE, log_mel
+
+    rng = np.random.default_rng(0)
+    window_audio = rng.normal(0, 0.1, 3 * SAMPLE_RATE).astype(np.float32)
+    minute_audio = rng.normal(0, 0.1, 60 * SAMPLE_RATE).astype(np.float32)
+    frames = classifier.window_frames
+    for _ in range(3):  # warm-up
+        classifier.analyze(window_audio)
+    results = {
+        "torch_threads": torch.get_num_threads(),
+        "window_3s_model_ms": 1000 * _median_seconds(lambda: classifier.read(torch.zeros(80, frames), torch.zeros(12, frames)), repeats),
+        "window_3s_audio_to_analysis_ms": 1000 * _median_seconds(lambda: classifier.analyze(window_audio), repeats),
+        "file_60s_with_timeline_s": _median_seconds(lambda: classifier.analyze(minute_audio), max(5, repeats // 4)),
+        "features_60s_s": _median_seconds(lambda: (log_mel(torch.from_numpy(minute_audio)), chroma(torch.from_numpy(minute_audio))), 5),
+        "throughput_windows_per_s": {},
+    }
+    model = classifier.model
+    with torch.inference_mode():
+        for batch in (1, 16, 64, 256):
+            inputs = (torch.randn(batch, 80, frames) * 2 - 6, torch.rand(batch, 12, frames))
+            model(*inputs)
+            seconds = _median_seconds(lambda: model(*inputs), 5 if batch <= 64 else 3)
+            results["throughput_windows_per_s"][str(batch)] = batch / seconds
+    return results
+
+
+def write_report(report: dict, out: Path, command: str) -> None:
+    test, cross, speed = report["test"], report.get("cross_timbre", {}), report.get("speed")
+
+    def mark(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    lines = [
+        "# Mood classifier (CRNN)",
+        "",
+        "The classifier is the system's ear: it checks generated clips, drives the narration and analyses uploads.",
+        "Architecture (`classifier/model.py`): 4 conv blocks (8-16-32-64 channels, 3x3, batch norm, 2x2 max-pool) on the",
+        "absolute log-mel (no per-clip normalisation: loudness is an arousal cue), a bidirectional GRU (64 per direction),",
+        "attention + max pooling to a 128-d embedding, heads for (valence, arousal) (tanh) and quadrant logits. A key-invariant",
+        "chroma branch (circular convolutions over the 12 pitch classes, max over rotations) joins the GRU input: the 80-bin mel",
+        "is 67 Hz coarse below 1 kHz, too coarse for the major/minor third that carries valence (`classifier/features.py`).",
+        f"Parameters: {report['parameters']:,}. Windows of {report['window_frames']} frames ({report['window_frames'] / 86.13:.2f} s);",
+        "a clip's reading is the length-weighted mean of its windows; the heard quadrant is the quadrant of the predicted point.",
+        "",
+        f"Measured with `{command}` on {report['date']}.",
+        "",
+        "## Held-out accuracy",
+        "",
+        "| data | clips | quadrant accuracy | (quadrant head) | valence MAE | arousal MAE |",
+        "|---|---|---|---|---|---|",
+        f"| test split, FluidR3 (pieces never seen in training) | {test['clips']} | {test['quadrant_accuracy']:.1%} | {test['quadrant_head_accuracy']:.1%} | {test['valence_mae']:.3f} | {test['arousal_mae']:.3f} |",
+    ]
+    for name, metrics in cross.items():
+        lines.append(f"| test split, {name} | {metrics['clips']} | {metrics['quadrant_accuracy']:.1%} | {metrics['quadrant_head_accuracy']:.1%} | {metrics['valence_mae']:.3f} | {metrics['arousal_mae']:.3f} |")
+    lines += [
+        "",
+        "| target (issue 3) | measured | met |",
+        "|---|---|---|",
+        f"| quadrant accuracy >= 85% | {test['quadrant_accuracy']:.1%} | {mark(test['quadrant_accuracy'] >= TARGETS['quadrant_accuracy'])} |",
+        f"| valence MAE <= 0.15 | {test['valence_mae']:.3f} | {mark(test['valence_mae'] <= TARGETS['valence_mae'])} |",
+        f"| arousal MAE <= 0.15 | {test['arousal_mae']:.3f} | {mark(test['arousal_mae'] <= TARGETS['arousal_mae'])} |",
+    ]
+    for name, metrics in cross.items():
+        lines.append(f"| cross-timbre ({name}) quadrant accuracy >= 75% | {metrics['quadrant_accuracy']:.1%} | {mark(metrics['quadrant_accuracy'] >= TARGETS['cross_timbre_accuracy'])} |")
+    lines += ["", "![confusion matrix](classifier_confusion.png)", "", "![asked vs heard](classifier_scatter.png)", ""]
+    for name in cross:
+        lines += [f"![confusion, {name}](classifier_confusion_{name}.png)", ""]
+    if speed:
+        lines += [
+            "## Speed (2-core CPU, medians)",
+            "",
+            "| measure | value | target |",
+            "|---|---|---|",
+            f"| one 3 s window, model only | {speed['window_3s_model_ms']:.1f} ms | <= 10 ms |",
+            f"| one 3 s window, audio -> mel -> analysis | {speed['window_3s_audio_to_analysis_ms']:.1f} ms | |",
+            f"| 60 s of audio -> analysis with timeline | {speed['file_60s_with_timeline_s'] * 1000:.0f} ms | <= 500 ms |",
+            f"| of which the 60 s log-mel and chroma | {speed['features_60s_s'] * 1000:.0f} ms | |",
+            "",
+            "Throughput (windows of 3 s per second, model only; seed 001's Table 4 counterpart):",
+            "",
+            "| batch | windows/s |",
+            "|---|---|",
+        ]
+        lines += [f"| {batch} | {rate:,.0f} |" for batch, rate in speed["throughput_windows_per_s"].items()]
+    lines.append("")
+    (out / "classifier.md").write_text("\n".join(lines))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", default="data/corpus", help="corpus whose test split is evaluated")
+    parser.add_argument("--cross", nargs="*", default=[], help="corpora of the same test split in other soundfonts (name=folder or folder)")
+    parser.add_argument("--checkpoint", default=None, help="classifier folder (default: the shipped one)")
+    parser.add_argument("--out", default="docs", help="where classifier.md, its images and JSON go")
+    parser.add_argument("--no-speed", action="store_true", help="skip the speed benchmark")
+
+
+def run(args: argparse.Namespace) -> int:
+    import datetime
+    import shlex
+    import sys
+
+    import torch
+
+    import classifier as classifier_stage
+    from moodmusic.checkpoints import parameter_count
+
+    torch.set_num_threads(2)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = classifier_stage.load(args.checkpoint)
+    test, predictions, examples = evaluate_split(model, Path(args.corpus))
+    plot_confusion(test["confusion"], f"test split, FluidR3 ({test['clips']} clips)", out / "classifier_confusion.png")
+    plot_scatter(examples, predictions, "test split: labels vs what the classifier hears", out / "classifier_scatter.png")
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "checkpoint_version": model.version,
+        "parameters": parameter_count(model.model),
+        "window_frames": model.window_frames,
+        "test": test,
+        "cross_timbre": {},
+    }
+    for item in args.cross:
+        name, _, folder = item.rpartition("=")
+        folder = Path(folder)
+        name = name or folder.name.replace("corpus-", "")
+        metrics, _, _ = evaluate_split(model, folder)
+        report["cross_timbre"][name] = metrics
+        plot_confusion(metrics["confusion"], f"test split, {name} ({metrics['clips']} clips)", out / f"classifier_confusion_{name}.png")
+    if not args.no_speed:
+        report["speed"] = benchmark(model)
+    (out / "classifier_eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, out, "moodmusic " + shlex.join(sys.argv[1:]))
+    print(json.dumps({k: v for k, v in report.items() if k not in ("test", "cross_timbre")} | {
+        "test": {k: v for k, v in test.items() if k != "confusion"},
+        "cross_timbre": {n: {k: v for k, v in m.items() if k != "confusion"} for n, m in report["cross_timbre"].items()},
+    }, indent=2))  # fmt: skip
+    return 0

@@ -1,0 +1,176 @@
+"""`moodmusic train classifier`: train the mood CRNN with accelerate (one CPU or many GPUs).
+
+Trains on the corpus (or a DEAM folder, a CSV manifest, quadrant folders: corpus.loaders),
+validates each epoch on the val split with whole-clip windowed predictions, keeps the best
+epoch, and resumes from `<out>/state.pt` when it exists. `--export` writes the best model to
+checkpoints/classifier and records it, with its test-split metrics, in the manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class TrainConfig:
+    data: str = "data/corpus"
+    scale: str = "signed"  # for CSV manifests: signed, unit or deam
+    out: str = "runs/classifier"
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    quadrant_weight: float = 0.5
+    seed: int = 0
+    window_frames: int = 256
+    augment: bool = True
+    threads: int = 2
+    export: bool = False
+
+
+def train(config: TrainConfig, progress: bool = True) -> dict:
+    import torch
+    from accelerate import Accelerator
+    from tqdm import tqdm
+
+    from classifier.data import AugmentConfig, CropDataset, load_examples, mel_statistics
+    from classifier.inference import MoodClassifier, build_model
+    from classifier.metrics import predict_examples, score
+    from classifier.model import ClassifierConfig
+    from corpus.loaders import load_any
+    from moodmusic import checkpoints
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    accelerator = Accelerator()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    clips = load_any(Path(config.data), config.scale)
+    splits = {name: [c for c in clips if c.split == name] for name in ("train", "val", "test")}
+    if not splits["train"]:
+        raise SystemExit(f"{config.data}: no clips in the train split")
+    examples = {name: load_examples(c, progress, desc=f"loading {name}") for name, c in splits.items()}
+    validation = examples["val"] or examples["train"][:200]
+
+    mean, std = mel_statistics(examples["train"])
+    model_config = ClassifierConfig(mel_mean=mean, mel_std=std, window_frames=config.window_frames)
+    model = build_model(model_config)
+    dataset = CropDataset(examples["train"], config.window_frames, AugmentConfig() if config.augment else None, config.seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(dataset) > config.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate, total_steps=config.epochs * len(loader))
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+
+    state_path, best_dir, log_path = out / "state.pt", out / "best", out / "log.jsonl"
+    start_epoch, best = 0, {"epoch": -1, "objective": float("inf")}
+    if state_path.exists():  # resume: our own training state, read without unpickling objects
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        accelerator.unwrap_model(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best = int(state["epoch"]) + 1, json.loads(state["best"])
+        accelerator.print(f"resuming after epoch {start_epoch - 1} (best so far: epoch {best['epoch']})")
+
+    smooth_l1 = torch.nn.SmoothL1Loss(reduction="none", beta=0.1)
+    cross_entropy = torch.nn.CrossEntropyLoss()
+    for epoch in range(start_epoch, config.epochs):
+        dataset.epoch = epoch
+        model.train()
+        started, totals, batches = time.perf_counter(), {"loss": 0.0, "va": 0.0, "quadrant": 0.0}, 0
+        for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False):
+            outputs = model(batch["mel"], batch["chroma"])
+            point_loss = (smooth_l1(outputs["valence_arousal"], batch["valence_arousal"]).sum(dim=1) * batch["has_point"]).mean()
+            quadrant_loss = cross_entropy(outputs["quadrant_logits"], batch["quadrant"])
+            loss = point_loss + config.quadrant_weight * quadrant_loss
+            optimizer.zero_grad()
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            totals["loss"] += loss.item()
+            totals["va"] += point_loss.item()
+            totals["quadrant"] += quadrant_loss.item()
+            batches += 1
+
+        network = accelerator.unwrap_model(model).eval()
+        classifier = MoodClassifier(network.cpu(), model_config)
+        metrics = score(validation, predict_examples(classifier, validation))
+        network.to(accelerator.device)
+        # One number to pick the best epoch: errors in both dimensions plus the quadrants missed.
+        objective = metrics["valence_mae"] + metrics["arousal_mae"] + (1 - metrics["quadrant_accuracy"])
+        record = {"epoch": epoch, "seconds": round(time.perf_counter() - started, 1), **{k: round(v / max(batches, 1), 5) for k, v in totals.items()}}
+        record.update({f"val_{k}": v for k, v in metrics.items() if k != "confusion"})
+        with open(log_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        accelerator.print(
+            f"epoch {epoch + 1}: loss {record['loss']:.4f}  val quadrant acc {metrics['quadrant_accuracy']:.3f}  "
+            f"valence MAE {metrics['valence_mae']:.3f}  arousal MAE {metrics['arousal_mae']:.3f}  ({record['seconds']} s)"
+        )
+        if objective < best["objective"]:
+            best = {"epoch": epoch, "objective": objective, "val": metrics}
+            checkpoints.save(network, model_config, best_dir)
+        state = {
+            "model": network.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "best": json.dumps(best),
+        }
+        torch.save(state, state_path.with_suffix(".tmp"))
+        state_path.with_suffix(".tmp").replace(state_path)
+
+    final = build_model(model_config)
+    checkpoints.load_weights(final, best_dir)
+    classifier = MoodClassifier(final.eval(), model_config)
+    summary = {"best_epoch": best["epoch"], "val": best.get("val"), "train_clips": len(examples["train"])}
+    if examples["test"]:
+        summary["test"] = score(examples["test"], predict_examples(classifier, examples["test"]))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if config.export:
+        target = checkpoints.stage_dir("classifier")
+        checkpoints.save(final, model_config, target)
+        checkpoints.record(
+            "classifier",
+            model=final,
+            command="moodmusic " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("moodmusic") else json.dumps(asdict(config)),
+            data=f"{config.data}: {len(examples['train'])} train clips, {len(examples['val'])} val, {len(examples['test'])} test (split by source piece)",
+            metrics={"val": _headline(best.get("val")), "test": _headline(summary.get("test")), "best_epoch": best["epoch"]},
+        )
+        accelerator.print(f"exported to {target}")
+    return summary
+
+
+def _headline(metrics: dict | None) -> dict | None:
+    if not metrics:
+        return None
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items() if k != "confusion"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig()
+    parser.add_argument("--data", default=defaults.data, help="corpus folder, DEAM folder, CSV manifest (path,valence,arousal) or quadrant folders")
+    parser.add_argument("--scale", default=defaults.scale, choices=("signed", "unit", "deam"), help="value scale of a CSV manifest")
+    parser.add_argument("--out", default=defaults.out, help="run folder: training state, log, best model")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--threads", type=int, default=defaults.threads, help="CPU threads for torch")
+    parser.add_argument("--export", action="store_true", help="write the best model to checkpoints/classifier and the manifest")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = TrainConfig(
+        data=args.data, scale=args.scale, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed, augment=not args.no_augment, threads=args.threads, export=args.export,
+    )  # fmt: skip
+    summary = train(config)
+    print(json.dumps({k: v for k, v in summary.items() if k != "val"}, indent=2, default=str))
+    return 0
