@@ -34,6 +34,7 @@ class ClassifierConfig:
     mel_std: float = 3.0
     window_frames: int = 256  # 2.97 s: the training crop and the analysis window
     chroma_channels: int = 16
+    key_profiles: int = 16
 
 
 class ConvBlock(nn.Sequential):
@@ -64,6 +65,34 @@ class KeyInvariantChroma(nn.Module):
         return self.layers(wrapped).amax(dim=2)
 
 
+class KeyProfiles(nn.Module):
+    """(B, 12, T) chroma -> (B, profiles): best correlation of the mean chroma with each profile over 12 keys."""
+
+    def __init__(self, profiles: int):
+        super().__init__()
+        from moodmusic.tonality import MAJOR_PROFILE, MINOR_PROFILE
+
+        initial = torch.randn(profiles, 12) * 0.5
+        initial[0] = torch.as_tensor(MAJOR_PROFILE, dtype=torch.float32)
+        if profiles > 1:
+            initial[1] = torch.as_tensor(MINOR_PROFILE, dtype=torch.float32)
+        self.profiles = nn.Parameter(initial)
+        self.scale = nn.Parameter(torch.tensor(4.0))
+        # All 12 rotations of a pitch-class vector, as an index table: rotations[k, i] = (i - k) mod 12.
+        self.register_buffer("rotations", (torch.arange(12)[None, :] - torch.arange(12)[:, None]) % 12, persistent=False)
+
+    @staticmethod
+    def _standardise(x: torch.Tensor) -> torch.Tensor:
+        x = x - x.mean(dim=-1, keepdim=True)
+        return x / (x.norm(dim=-1, keepdim=True) + 1e-6)
+
+    def forward(self, chroma: torch.Tensor) -> torch.Tensor:
+        profile = self._standardise(chroma.mean(dim=2))  # (B, 12)
+        keys = self._standardise(self.profiles)[:, self.rotations]  # (P, 12 keys, 12 pitch classes)
+        correlations = torch.einsum("bi,pki->bpk", profile, keys)  # Pearson r per profile and key
+        return self.scale * correlations.amax(dim=2)
+
+
 class MoodCRNN(nn.Module):
     def __init__(
         self,
@@ -76,6 +105,7 @@ class MoodCRNN(nn.Module):
         mel_std: float = 3.0,
         window_frames: int = 256,
         chroma_channels: int = 16,
+        key_profiles: int = 16,
     ):
         super().__init__()
         self.register_buffer("mel_mean", torch.tensor(float(mel_mean)))
@@ -89,8 +119,9 @@ class MoodCRNN(nn.Module):
         conv_features = previous * (n_mels // self.time_reduction)
         self.chroma = KeyInvariantChroma(chroma_channels) if chroma_channels else None
         self.gru = nn.GRU(conv_features + chroma_channels, gru_hidden, batch_first=True, bidirectional=True)
+        self.key_profiles = KeyProfiles(key_profiles) if key_profiles else None
         self.attention = nn.Linear(2 * gru_hidden, 1)
-        self.embed = nn.Sequential(nn.Linear(4 * gru_hidden, embedding_dim), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.embed = nn.Sequential(nn.Linear(4 * gru_hidden + key_profiles, embedding_dim), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.valence_arousal = nn.Linear(embedding_dim, 2)
         self.quadrant_logits = nn.Linear(embedding_dim, 4)
 
@@ -108,7 +139,10 @@ class MoodCRNN(nn.Module):
         sequence, _ = self.gru(x)
         weights = torch.softmax(self.attention(sequence), dim=1)
         attended = (weights * sequence).sum(dim=1)
-        pooled = torch.cat([attended, sequence.amax(dim=1)], dim=1)
+        pooled = [attended, sequence.amax(dim=1)]
+        if self.key_profiles is not None:
+            pooled.append(self.key_profiles(chroma))
+        pooled = torch.cat(pooled, dim=1)
         embedding = self.embed(pooled)
         return {
             "valence_arousal": torch.tanh(self.valence_arousal(embedding)),

@@ -1,0 +1,34 @@
+"""The generator stage: (valence, arousal) -> log-mel, slice after slice (an autoregressive conditional GAN).
+
+    import generator
+    g = generator.load()                       # checkpoints/generator/ (or a folder)
+    mel = g.generate("calm", seconds=10, seed=1)
+
+Names are imported on first use, so `import generator` stays free of torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "load": "generator.inference",
+    "MelGenerator": "generator.sampling",
+    "Session": "generator.sampling",
+    "Trajectory": "generator.sampling",
+    "GeneratorConfig": "generator.model",
+}
+
+if TYPE_CHECKING:
+    from generator.inference import load
+    from generator.model import GeneratorConfig
+    from generator.sampling import MelGenerator, Session, Trajectory
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'generator' has no attribute {name!r}")

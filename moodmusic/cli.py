@@ -20,6 +20,10 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("train", "classifier"), "classifier.train", "train the mood classifier (CRNN) with accelerate"),
     (("analyze",), "classifier.cli", "analyse audio files or folders: valence, arousal, moods, timeline"),
     (("evaluate", "classifier"), "classifier.evaluate", "held-out, cross-timbre and speed measurements -> docs/classifier.md"),
+    (("train", "vocoder"), "vocoder.cli", "train (or resume) the HiFi-GAN vocoder with accelerate"),
+    (("train", "generator"), "generator.train", "train (or resume) the autoregressive conditional GAN with accelerate"),
+    (("generate",), "generator.cli", "compose a clip for a mood (or a trajectory): WAV, mel, analysis and narration"),
+    (("evaluate", "vocoder"), "vocoder.evaluate", "copy-synthesis vs Griffin-Lim, speed and streaming -> docs/vocoder.md"),
 ]
 
 

@@ -16,3 +16,77 @@ def tone(seconds: float = 1.0, frequency: float = 440.0, amplitude: float = 0.3,
 @pytest.fixture
 def make_tone():
     return tone
+
+
+def write_tiny_checkpoints(root) -> "Path":
+    """Untrained, tiny versions of the generator, vocoder and classifier in the shipped layout.
+
+    They make noise, not music: tests that use them check plumbing (shapes, formats, errors,
+    timings, caching), never mood accuracy. The shipped checkpoints are tested elsewhere.
+    """
+    from pathlib import Path
+
+    import torch
+
+    from classifier.inference import build_model as build_classifier
+    from classifier.model import ClassifierConfig
+    from generator.inference import build_model as build_generator
+    from generator.model import GeneratorConfig
+    from moodmusic import checkpoints
+    from vocoder.model import VocoderConfig, build_generator as build_vocoder
+
+    root = Path(root)
+    torch.manual_seed(0)
+    g_config = GeneratorConfig(channels=32, dilations=[1, 2], latent_dim=8, condition_dim=16)
+    checkpoints.save(build_generator(g_config), g_config, root / "generator")
+    v_config = VocoderConfig(upsample_initial_channel=16, resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3, 5),))
+    checkpoints.save(build_vocoder(v_config), v_config, root / "vocoder")
+    c_config = ClassifierConfig(channels=[4, 4, 4, 4], gru_hidden=8, embedding_dim=16, chroma_channels=4, key_profiles=4)
+    checkpoints.save(build_classifier(c_config), c_config, root / "classifier")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """A checkpoints folder of tiny untrained models (see write_tiny_checkpoints)."""
+    return write_tiny_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+def write_tiny_corpus(folder, clips_per_split: int = 4, seconds: float = 2.0) -> "Path":
+    """A corpus folder in the builder's layout (manifest.csv, audio/, mel/) made of synthetic tones.
+
+    Moods alternate over the four quadrants; louder, higher, faster-pulsing tones for higher arousal.
+    """
+    import csv
+    from pathlib import Path
+
+    from moodmusic.audio import write_wav
+    from moodmusic.mel import log_mel
+
+    folder = Path(folder)
+    (folder / "audio").mkdir(parents=True, exist_ok=True)
+    (folder / "mel").mkdir(exist_ok=True)
+    corners = [(0.6, 0.6), (-0.6, 0.6), (-0.6, -0.6), (0.6, -0.6)]
+    rows = []
+    for split in ("train", "val", "test"):
+        for i in range(clips_per_split):
+            valence, arousal = corners[i % 4]
+            clip_id = f"{split}{i:03d}"
+            t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+            pulse = 0.5 + 0.5 * np.sign(np.sin(2 * np.pi * (2 + 2 * arousal) * t))
+            samples = (0.1 + 0.1 * arousal) * pulse * np.sin(2 * np.pi * (330 + 110 * valence + 20 * i) * t)
+            write_wav(folder / "audio" / f"{clip_id}.wav", samples.astype(np.float32))
+            np.save(folder / "mel" / f"{clip_id}.npy", log_mel(samples.astype(np.float32)).numpy().astype(np.float16))
+            rows.append({"id": clip_id, "source": f"tones/{clip_id}", "split": split, "valence": valence, "arousal": arousal,
+                         "audio": f"audio/{clip_id}.wav", "mel": f"mel/{clip_id}.npy"})  # fmt: skip
+    with open(folder / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """A 12-clip synthetic corpus (see write_tiny_corpus)."""
+    return write_tiny_corpus(tmp_path_factory.mktemp("corpus"))

@@ -1,0 +1,87 @@
+"""`moodmusic generate`: compose a clip for a mood and write it as WAV, with what the classifier heard.
+
+    moodmusic generate --mood calm --seconds 20 --seed 7 --out calm.wav
+    moodmusic generate --valence 0.6 --arousal -0.5 --out clip.wav --json clip.json
+    moodmusic generate --trajectory "0:-0.6:-0.5,10:0.7:0.6" --seconds 20 --out rising.wav
+    moodmusic generate --mood tense --seconds 30 --loop --out tense_loop.wav
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def parse_trajectory(text: str) -> list[tuple[float, float, float]]:
+    try:
+        return [tuple(float(x) for x in point.split(":")) for point in text.split(",") if point.strip()]
+    except ValueError as error:
+        raise SystemExit(f"--trajectory takes time:valence:arousal points separated by commas ({error})") from error
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    mood = parser.add_mutually_exclusive_group()
+    mood.add_argument("--mood", help="a named mood (see `moodmusic generate --list-moods`)")
+    mood.add_argument("--trajectory", help="time:valence:arousal points, e.g. 0:-0.6:-0.5,10:0.7:0.6")
+    parser.add_argument("--valence", type=float, help="valence in [-1, 1] (with --arousal)")
+    parser.add_argument("--arousal", type=float, help="arousal in [-1, 1] (with --valence)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration, 1 to 120 s (default 10)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--loop", action="store_true", help="make the end join the start seamlessly")
+    parser.add_argument("--out", default="clip.wav", help="WAV file to write (default clip.wav)")
+    parser.add_argument("--json", help="also write the asked and heard mood, narration, timings and versions here")
+    parser.add_argument("--no-verify", action="store_true", help="skip the classifier (and the narration)")
+    parser.add_argument("--checkpoints", help="a checkpoints folder (default: the shipped one)")
+    parser.add_argument("--vocoder", help="'griffinlim' or a HiFi-GAN folder instead of the shipped vocoder")
+    parser.add_argument("--list-moods", action="store_true", help="print the named moods and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    from moodmusic.mood import NAMED_MOODS
+
+    if args.list_moods:
+        for name, (valence, arousal) in NAMED_MOODS.items():
+            print(f"{name:12s} valence {valence:+.2f}  arousal {arousal:+.2f}")
+        return 0
+    if args.trajectory:
+        mood = parse_trajectory(args.trajectory)
+    elif args.valence is not None or args.arousal is not None:
+        if args.valence is None or args.arousal is None:
+            raise SystemExit("give both --valence and --arousal")
+        mood = (args.valence, args.arousal)
+    else:
+        mood = args.mood or "calm"
+
+    from tqdm import tqdm
+
+    from moodmusic.audio import write_wav
+    from moodmusic.pipeline import load_pipeline
+
+    chain = load_pipeline(args.checkpoints, vocoder=args.vocoder)
+    with tqdm(desc="generating", unit="slice", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        clip = chain.compose(mood, args.seconds, args.seed, verify=not args.no_verify, narrate=not args.no_verify, loop=args.loop, progress=progress)
+    write_wav(Path(args.out), clip.audio)
+    report = {
+        "file": args.out, "seconds": clip.seconds, "seed": clip.seed, "loop": clip.loop,
+        "asked": {"valence": clip.asked.valence, "arousal": clip.asked.arousal, "quadrant": clip.asked.quadrant},
+        "heard": None if clip.analysis is None else {k: v for k, v in clip.analysis.as_dict().items() if k not in ("embedding", "timeline")},
+        "distance": clip.distance, "narration": None if clip.narration is None else clip.narration.__dict__,
+        "timings": {k: round(v, 4) for k, v in clip.timings.items()}, "versions": clip.versions,
+    }  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out} ({clip.seconds:g} s)")
+    if clip.analysis is not None:
+        heard = clip.analysis.overall
+        print(f"asked  valence {clip.asked.valence:+.2f} arousal {clip.asked.arousal:+.2f} ({clip.asked.quadrant})")
+        print(f"heard  valence {heard.valence:+.2f} arousal {heard.arousal:+.2f} ({clip.analysis.quadrant}); distance {clip.distance:.2f}")
+    if clip.narration is not None:
+        print(clip.narration.narrative)
+    return 0

@@ -1,0 +1,290 @@
+"""`moodmusic train generator`: train (or resume) the autoregressive conditional GAN on the corpus.
+
+One step, for a batch of windows cut from train-split mels (each clip padded on the left with
+`context_frames` of silence, so some windows are the cold start of a clip):
+  - with probability `rollout_probability` the generator first writes one slice from the real
+    context (no gradient) and that slice becomes the end of the context for the slice it is trained
+    on: the generator learns to continue its own output, so long clips do not drift;
+  - the discriminator (hinge loss, spectral norm) judges (context tail + slice, mood) for the real
+    continuation and the generated one; its auxiliary head learns to read the mood of real slices;
+  - the generator's loss: adversarial (hinge) + `feature_weight` x feature matching + `mood_weight` x
+    the auxiliary head's error on the asked mood + `envelope_weight` x L1 between the time-averaged
+    spectra (loudness and brightness, cues that carry arousal) + `diversity_weight` x the mode-seeking
+    term of Mao et al. 2019 (two latents for the same context must give different slices).
+Updates alternate one discriminator step per generator step (the balanced ratio); the discriminator's
+learning rate is the generator's (TTUR showed no gain at this scale in short runs).
+
+The run folder holds state.pt (weights, optimisers, step; loaded with weights_only=True), log.jsonl
+and, with --export, each checkpoint is written to checkpoints/generator/ with its manifest entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from moodmusic import checkpoints
+from moodmusic.mel import LOG_FLOOR
+
+STAGE = "generator"
+
+
+@dataclass
+class TrainConfig:
+    data: str = "data/corpus"
+    out: str = "runs/generator"
+    steps: int = 3000
+    batch_size: int = 16
+    learning_rate: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    rollout_probability: float = 0.5
+    feature_weight: float = 2.0
+    mood_weight: float = 2.0
+    envelope_weight: float = 2.0
+    diversity_weight: float = 0.5
+    channels: int = 192
+    checkpoint_every: int = 200
+    log_every: int = 10
+    seed: int = 0
+    threads: int = 2
+    export: bool = False
+
+
+class WindowSampler:
+    """Random (context + 2 slices) windows of train-split mels, left-padded with silence."""
+
+    def __init__(self, mels: list[np.ndarray], moods: np.ndarray, context_frames: int, slice_frames: int, seed: int):
+        self.context_frames, self.slice_frames = context_frames, slice_frames
+        self.window = context_frames + 2 * slice_frames
+        pad = np.full((mels[0].shape[0], context_frames), LOG_FLOOR, dtype=np.float16)
+        self.mels = [np.concatenate([pad, m.astype(np.float16)], axis=1) for m in mels if m.shape[1] >= 2 * slice_frames]
+        self.moods = moods.astype(np.float32)
+        self.seed = seed
+
+    def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 80, window) log-mel and (B, 2) moods; the draw depends only on (seed, step), so resumes repeat it."""
+        rng = np.random.default_rng([self.seed, step])
+        picks = rng.integers(len(self.mels), size=size)
+        windows = []
+        for index in picks:
+            mel = self.mels[index]
+            start = int(rng.integers(0, mel.shape[1] - self.window + 1))
+            windows.append(mel[:, start : start + self.window])
+        return torch.from_numpy(np.stack(windows).astype(np.float32)), torch.from_numpy(self.moods[picks])
+
+
+def load_training_mels(data: str) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray], np.ndarray]:
+    """Train and val split mels and moods of a corpus folder (mels precomputed by the builder)."""
+    from corpus.loaders import load_corpus
+    from moodmusic.audio import load_audio
+    from moodmusic.mel import log_mel
+
+    splits: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
+    for clip in load_corpus(Path(data)):
+        if clip.split not in splits:
+            continue
+        mel = np.load(clip.mel) if clip.mel and Path(clip.mel).exists() else log_mel(load_audio(clip.audio)).numpy()
+        splits[clip.split][0].append(mel.astype(np.float16))
+        splits[clip.split][1].append((clip.valence, clip.arousal))
+    (train_mels, train_moods), (val_mels, val_moods) = splits["train"], splits["val"]
+    if not train_mels:
+        raise SystemExit(f"{data} has no train-split clips")
+    return train_mels, np.array(train_moods), val_mels, np.array(val_moods)
+
+
+def hinge_discriminator(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return torch.relu(1 - real).mean() + torch.relu(1 + fake).mean()
+
+
+def feature_matching(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
+    return sum(torch.mean(torch.abs(f - r.detach())) for f, r in zip(fake, real)) / len(fake)
+
+
+def train(config: TrainConfig, progress: bool = True) -> dict:
+    from accelerate import Accelerator
+    from tqdm import tqdm
+
+    from generator.model import DiscriminatorConfig, GeneratorConfig, MelSliceGenerator, SliceDiscriminator
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    accelerator = Accelerator()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_mels, train_moods, val_mels, val_moods = load_training_mels(config.data)
+    sample = np.concatenate([m[:, ::8] for m in train_mels[:500]], axis=1).astype(np.float32)
+    mel_mean, mel_std = float(sample.mean()), float(sample.std())
+    g_config = GeneratorConfig(channels=config.channels, mel_mean=mel_mean, mel_std=mel_std)
+    d_config = DiscriminatorConfig(mel_mean=mel_mean, mel_std=mel_std)
+    generator, discriminator = MelSliceGenerator(**asdict(g_config)), SliceDiscriminator(**asdict(d_config))
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=config.betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate, betas=config.betas)
+    sampler = WindowSampler(train_mels, train_moods, g_config.context_frames, g_config.slice_frames, config.seed)
+
+    step, state_path = 0, out / "state.pt"
+    if state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        step = int(state["step"])
+        accelerator.print(f"resuming {out} at step {step}")
+    generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)
+    device = accelerator.device
+    C, S = g_config.context_frames, g_config.slice_frames
+    command = "moodmusic " + shlex.join(sys.argv[1:]) if Path(sys.argv[0]).name == "moodmusic" else json.dumps(asdict(config))
+
+    def save_state() -> None:
+        tmp = state_path.with_suffix(".tmp")
+        torch.save(
+            {"generator": accelerator.unwrap_model(generator).state_dict(), "discriminator": accelerator.unwrap_model(discriminator).state_dict(),
+             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step},
+            tmp,
+        )  # fmt: skip
+        tmp.replace(state_path)
+
+    totals: dict[str, float] = {}
+    started = time.perf_counter()
+    bar = tqdm(total=config.steps, initial=step, desc="generator", unit="step", disable=not progress)
+    generator.train()
+    discriminator.train()
+    while step < config.steps:
+        windows, moods = sampler.batch(step, config.batch_size)
+        windows, moods = windows.to(device), moods.to(device)
+        rng = np.random.default_rng([config.seed, step, 1])
+        unwrapped = accelerator.unwrap_model(generator)
+        if rng.random() < config.rollout_probability:
+            # The context's last slice becomes the generator's own continuation of what came before it.
+            with torch.no_grad():
+                first = generator(windows[..., :C], moods, *unwrapped.noise(len(moods), device=device))
+            context = torch.cat([windows[..., S:C], first], dim=2)
+            real_context, real = windows[..., S : C + S], windows[..., C + S :]
+        else:
+            context = real_context = windows[..., :C]
+            real = windows[..., C : C + S]
+
+        latent, frame_noise = unwrapped.noise(len(moods), device=device)
+        fake = generator(context, moods, latent, frame_noise)
+
+        # Discriminator step.
+        judged_real = discriminator(real_context, real, moods)
+        judged_fake = discriminator(context, fake.detach(), moods)
+        d_adversarial = hinge_discriminator(judged_real["logits"], judged_fake["logits"])
+        d_mood = torch.nn.functional.mse_loss(judged_real["mood"], moods)
+        opt_d.zero_grad(set_to_none=True)
+        accelerator.backward(d_adversarial + config.mood_weight * d_mood)
+        opt_d.step()
+
+        # Generator step.
+        discriminator.requires_grad_(False)
+        judged_fake = discriminator(context, fake, moods)
+        with torch.no_grad():
+            real_features = discriminator(real_context, real, moods)["features"]
+        g_adversarial = -judged_fake["logits"].mean()
+        g_features = feature_matching(judged_fake["features"], real_features)
+        g_mood = torch.nn.functional.mse_loss(judged_fake["mood"], moods)
+        g_envelope = torch.mean(torch.abs(fake.mean(dim=2) - real.mean(dim=2)))
+        loss = g_adversarial + config.feature_weight * g_features + config.mood_weight * g_mood + config.envelope_weight * g_envelope
+        if config.diversity_weight:
+            other_latent, other_noise = unwrapped.noise(len(moods), device=device)
+            other = generator(context, moods, other_latent, other_noise)
+            spread = torch.mean(torch.abs(fake - other), dim=(1, 2)) / torch.mean(torch.abs(latent - other_latent), dim=1)
+            g_diversity = 1.0 / (spread.mean() + 1e-3)
+            loss = loss + config.diversity_weight * g_diversity
+        else:
+            g_diversity = torch.zeros(())
+        opt_g.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        opt_g.step()
+        discriminator.requires_grad_(True)
+        step += 1
+
+        values = {"d_adversarial": d_adversarial, "d_mood": d_mood, "g_adversarial": g_adversarial, "g_features": g_features,
+                  "g_mood": g_mood, "g_envelope": g_envelope, "g_diversity": g_diversity}  # fmt: skip
+        for name, value in values.items():
+            value = float(value.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"step {step}: {name} is {value}; lower --learning-rate")
+            totals[name] = totals.get(name, 0.0) + value
+        bar.update(1)
+        if step % config.log_every == 0:
+            entry = {"step": step, "seconds_per_step": round((time.perf_counter() - started) / config.log_every, 3)}
+            entry.update({k: round(v / config.log_every, 5) for k, v in totals.items()})
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps(entry) + "\n")
+            bar.set_postfix(d=f"{entry['d_adversarial']:.2f}", mood=f"{entry['g_mood']:.3f}", env=f"{entry['g_envelope']:.3f}")
+            totals, started = {}, time.perf_counter()
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            save_state()
+            if config.export:
+                export(accelerator.unwrap_model(generator), g_config, config, step, command, len(train_mels), val_mels, val_moods)
+            started = time.perf_counter()
+    bar.close()
+    return {"step": step}
+
+
+@torch.no_grad()
+def validation_scores(model, val_mels: list[np.ndarray], val_moods: np.ndarray, clips: int = 64) -> dict:
+    """Continuation on held-out clips: mean |time-averaged spectrum - real| (log units) over `clips` val clips."""
+    from generator.sampling import Session
+
+    model.eval()
+    errors = []
+    for mel, (valence, arousal) in list(zip(val_mels, val_moods))[:clips]:
+        split = min(256, mel.shape[1] // 2)  # up to 3 s of real context, then continue it
+        real = torch.from_numpy(mel[:, split : split + 8 * model.slice_frames].astype(np.float32))
+        if real.shape[1] < model.slice_frames:
+            continue
+        session = Session(model, (float(valence), float(arousal)), seed=0, context=torch.from_numpy(mel[:, :split].astype(np.float32)))
+        generated = torch.cat([session.next_slice() for _ in range(-(-real.shape[1] // model.slice_frames))], dim=1)
+        errors.append(float(torch.mean(torch.abs(generated[:, : real.shape[1]].mean(1) - real.mean(1)))))
+    model.train()
+    if not errors:
+        return {"val_clips": 0}
+    return {"val_envelope_l1": round(float(np.mean(errors)), 4), "val_clips": len(errors)}
+
+
+def export(model, g_config, config: TrainConfig, step: int, command: str, n_train: int, val_mels, val_moods) -> None:
+    directory = checkpoints.stage_dir(STAGE)
+    checkpoints.save(model, g_config, directory)
+    metrics = validation_scores(model, val_mels, val_moods)
+    checkpoints.record(
+        STAGE, model=model, command=command, metrics=metrics, extra={"steps": step},
+        data=f"{n_train} train-split clips of {config.data} (log-mels), windows of context + 2 slices, batch {config.batch_size}",
+    )  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig()
+    parser.add_argument("--data", default=defaults.data, help="corpus folder (manifest.csv + mel/)")
+    parser.add_argument("--out", default=defaults.out, help="run folder: state.pt, log.jsonl; resumes when state.pt exists")
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--rollout-probability", type=float, default=defaults.rollout_probability)
+    parser.add_argument("--diversity-weight", type=float, default=defaults.diversity_weight)
+    parser.add_argument("--channels", type=int, default=defaults.channels, help="generator width (weights grow with its square)")
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--threads", type=int, default=defaults.threads, help="CPU threads for torch")
+    parser.add_argument("--export", action="store_true", help="write checkpoints/generator/ and its manifest entry at each checkpoint")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = TrainConfig(
+        data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        rollout_probability=args.rollout_probability, diversity_weight=args.diversity_weight, channels=args.channels,
+        checkpoint_every=args.checkpoint_every, seed=args.seed, threads=args.threads, export=args.export,
+    )  # fmt: skip
+    print(json.dumps(train(config)))
+    return 0

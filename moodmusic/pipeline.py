@@ -1,0 +1,206 @@
+"""The chain, composed: mood -> generator -> vocoder -> classifier -> narrator.
+
+The server, the CLI (`moodmusic generate`), the evaluation harness and the game bank all go through
+this one composition, so a clip made anywhere is made the same way. It holds no model logic: each
+stage's package does its own work; this module wires them, times them and names their versions.
+
+    from moodmusic.pipeline import load_pipeline
+    chain = load_pipeline()                      # shipped checkpoints, configured narrator
+    clip = chain.compose("calm", seconds=10, seed=1)
+    clip.audio, clip.analysis.overall.valence, clip.narration.narrative, clip.timings
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from moodmusic.audio import prevent_clipping
+from moodmusic.mel import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE
+from moodmusic.mood import Mood
+
+LOOP_WARMUP_SECONDS = 1.5  # a loop must not start with the generator's cold start from silence
+LOOP_CROSSFADE_SECONDS = 0.5
+STINGER_EVENTS = ("rise", "fall", "hit")
+
+
+@dataclass
+class Clip:
+    audio: np.ndarray  # mono float32 at 22,050 Hz
+    mel: torch.Tensor  # (80, T) what the generator wrote
+    asked: Mood  # the mood asked for (a trajectory's mean when one was given)
+    seconds: float
+    seed: int
+    analysis: Any = None  # classifier.Analysis when verified
+    narration: Any = None  # narrator.Narration when narrated
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    versions: dict[str, str] = field(default_factory=dict)
+    loop: bool = False
+
+    @property
+    def distance(self) -> float | None:
+        """Euclidean distance in the mood square between asked and heard (None when not verified)."""
+        if self.analysis is None:
+            return None
+        heard = self.analysis.overall
+        return math.hypot(heard.valence - self.asked.valence, heard.arousal - self.asked.arousal)
+
+
+def equal_power_loop(audio: np.ndarray, length: int, crossfade: int) -> np.ndarray:
+    """The first `length` samples of `audio`, their start crossfaded with what follows them, so the end joins the start.
+
+    `audio` must hold at least `length + crossfade` samples: the tail beyond `length` is the music's own
+    continuation, which is faded out over the loop's first `crossfade` samples while the start fades in.
+    """
+    if audio.size < length + crossfade:
+        raise ValueError("the audio must run `crossfade` samples past the loop's length")
+    ramp = np.linspace(0.0, 1.0, crossfade, dtype=np.float32)
+    fade_in, fade_out = np.sin(ramp * np.pi / 2), np.cos(ramp * np.pi / 2)
+    looped = audio[:length].copy()
+    looped[:crossfade] = audio[:crossfade] * fade_in + audio[length : length + crossfade] * fade_out
+    return looped
+
+
+def stinger_trajectory(event: str, valence: float, arousal: float, seconds: float) -> list[tuple[float, float, float]]:
+    """The mood path of a stinger: `rise` climbs in arousal, `fall` sinks, `hit` is a burst that decays."""
+    if event == "rise":
+        return [(0.0, valence, max(-1.0, arousal - 0.6)), (seconds, valence, min(1.0, arousal + 0.6))]
+    if event == "fall":
+        return [(0.0, valence, min(1.0, arousal + 0.6)), (seconds, valence, max(-1.0, arousal - 0.6))]
+    if event == "hit":
+        return [(0.0, valence, 1.0), (seconds, valence, arousal)]
+    raise ValueError(f"unknown stinger event {event!r}; choose one of {', '.join(STINGER_EVENTS)}")
+
+
+def stinger_envelope(event: str, samples: int) -> np.ndarray:
+    """Loudness shape of a stinger (a swell, a fade, or a sharp attack with a decay); every one ends in a short fade."""
+    t = np.linspace(0.0, 1.0, samples, dtype=np.float32)
+    if event == "rise":
+        envelope = 0.25 + 0.75 * t**2
+    elif event == "fall":
+        envelope = 1.0 - 0.75 * t
+    else:
+        envelope = np.exp(-3.0 * t)
+    fade = min(samples, int(0.05 * SAMPLE_RATE))
+    envelope[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    return envelope.astype(np.float32)
+
+
+class Pipeline:
+    def __init__(self, generator, vocoder, classifier, narrator=None):
+        self.generator, self.vocoder, self.classifier, self.narrator = generator, vocoder, classifier, narrator
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {
+            "generator": self.generator.version,
+            "vocoder": self.vocoder.version,
+            "classifier": self.classifier.version,
+            "narrator": getattr(self.narrator, "name", "template") if self.narrator is not None else "template",
+        }
+
+    def _finish(self, clip: Clip, verify: bool, narrate: bool, seed: int) -> Clip:
+        if verify or narrate:
+            started = time.perf_counter()
+            clip.analysis = self.classifier.analyze(clip.audio)
+            clip.timings["classifier"] = time.perf_counter() - started
+        if narrate:
+            from narrator import narrate as tell
+
+            started = time.perf_counter()
+            clip.narration = tell(clip.analysis, seed=seed, narrator=self.narrator)
+            clip.timings["narrator"] = time.perf_counter() - started
+        clip.timings["total"] = sum(v for k, v in clip.timings.items() if k != "total")
+        clip.versions = self.versions
+        return clip
+
+    def render(self, mel: torch.Tensor) -> np.ndarray:
+        return prevent_clipping(self.vocoder.render(mel).cpu().numpy().astype(np.float32))
+
+    def compose(
+        self, mood, seconds: float, seed: int = 0, *, verify: bool = True, narrate: bool = True, loop: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Clip:  # fmt: skip
+        """A clip for a mood (name, Mood, (v, a)) or a trajectory [(t, v, a), ...] of `seconds`."""
+        from generator.sampling import Trajectory, check_seconds
+
+        seconds = check_seconds(seconds)
+        trajectory = Trajectory.of(mood)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        if loop:
+            # Generate a warm-up (dropped) and a crossfade's worth past the end (faded over the start).
+            extra = LOOP_WARMUP_SECONDS + LOOP_CROSSFADE_SECONDS
+            shifted = Trajectory(tuple(t + LOOP_WARMUP_SECONDS for t in trajectory.times), trajectory.valence, trajectory.arousal)
+            mel = self.generator.generate(shifted, seconds + extra, seed=seed, progress=progress)
+            timings["generator"] = time.perf_counter() - started
+            started = time.perf_counter()
+            audio = self.render(mel)
+            warmup_frames = round(LOOP_WARMUP_SECONDS * FRAMES_PER_SECOND)
+            length = round(seconds * SAMPLE_RATE)
+            audio = equal_power_loop(audio[warmup_frames * HOP_LENGTH :], length, round(LOOP_CROSSFADE_SECONDS * SAMPLE_RATE))
+            mel = mel[..., warmup_frames : warmup_frames + round(seconds * FRAMES_PER_SECOND)]
+        else:
+            mel = self.generator.generate(trajectory, seconds, seed=seed, progress=progress)
+            timings["generator"] = time.perf_counter() - started
+            started = time.perf_counter()
+            audio = self.render(mel)
+        timings["vocoder"] = time.perf_counter() - started
+        asked = Mood(float(np.mean(trajectory.valence)), float(np.mean(trajectory.arousal)))
+        clip = Clip(audio=audio, mel=mel, asked=asked, seconds=seconds, seed=seed, timings=timings, loop=loop)
+        return self._finish(clip, verify, narrate, seed)
+
+    def stinger(self, event: str, mood, seconds: float = 2.0, seed: int = 0, *, verify: bool = False, narrate: bool = False) -> Clip:
+        """A 1-3 s clip for a game event that fits `mood`: its mood path and loudness follow the event."""
+        from moodmusic.mood import resolve
+
+        if not 1.0 <= seconds <= 3.0:
+            raise ValueError(f"a stinger lasts 1 to 3 seconds, got {seconds}")
+        point = resolve(mood)
+        path = stinger_trajectory(event, point.valence, point.arousal, seconds)
+        started = time.perf_counter()
+        mel = self.generator.generate(path, seconds, seed=seed)
+        timings = {"generator": time.perf_counter() - started}
+        started = time.perf_counter()
+        audio = self.render(mel)
+        audio = prevent_clipping(audio * stinger_envelope(event, audio.size))
+        timings["vocoder"] = time.perf_counter() - started
+        clip = Clip(audio=audio, mel=mel, asked=point, seconds=seconds, seed=seed, timings=timings)
+        return self._finish(clip, verify, narrate, seed)
+
+    def analyze(self, audio, seed: int = 0, narrate: bool = True):
+        """(Analysis, Narration or None, timings) for audio a user brings (path, bytes or samples)."""
+        timings = {}
+        started = time.perf_counter()
+        analysis = self.classifier.analyze(audio)
+        timings["classifier"] = time.perf_counter() - started
+        narration = None
+        if narrate:
+            from narrator import narrate as tell
+
+            started = time.perf_counter()
+            narration = tell(analysis, seed=seed, narrator=self.narrator)
+            timings["narrator"] = time.perf_counter() - started
+        return analysis, narration, timings
+
+
+def load_pipeline(checkpoints: str | Path | None = None, vocoder: str | None = None, narrator=None, device: str = "cpu") -> Pipeline:
+    """The stages from a checkpoints folder (default: the shipped one, or $MOODMUSIC_CHECKPOINTS)."""
+    import classifier
+    import generator
+    import narrator as narrator_stage
+    import vocoder as vocoder_stage
+
+    root = Path(checkpoints) if checkpoints else None
+    return Pipeline(
+        generator=generator.load(root / "generator" if root else None, device=device),
+        vocoder=vocoder_stage.load(vocoder if vocoder else (str(root / "vocoder") if root else None), device=device),
+        classifier=classifier.load(root / "classifier" if root else None, device=device),
+        narrator=narrator if narrator is not None else narrator_stage.default_narrator(),
+    )
