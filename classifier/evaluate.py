@@ -31,60 +31,6 @@ def evaluate_split(classifier, corpus: Path, split: str = "test") -> tuple[dict,
     return score(examples, predictions), predictions, examples
 
 
-def plot_confusion(confusion: dict, title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matrix = np.array(confusion["rows_true_columns_heard"])
-    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(4.6, 4))
-    ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    labels = confusion["labels"]
-    ax.set_xticks(range(4), labels)
-    ax.set_yticks(range(4), labels)
-    ax.set_xlabel("heard")
-    ax.set_ylabel("asked (label)")
-    for i in range(4):
-        for j in range(4):
-            ax.text(j, i, f"{matrix[i, j]}\n{normalised[i, j]:.0%}", ha="center", va="center", color="white" if normalised[i, j] > 0.5 else "black", fontsize=8)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_scatter(examples, predictions, title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    truth = np.array([[e.valence, e.arousal] for e in examples])
-    heard = predictions["valence_arousal"]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    for ax, dim, name in ((axes[0], 0, "valence"), (axes[1], 1, "arousal")):
-        ax.scatter(truth[:, dim], heard[:, dim], s=6, alpha=0.5)
-        ax.plot([-1, 1], [-1, 1], color="gray", linewidth=0.8)
-        ax.set_xlabel(f"{name} label")
-        ax.set_ylabel(f"{name} heard")
-        ax.set_xlim(-1.05, 1.05)
-        ax.set_ylim(-1.05, 1.05)
-    axes[2].quiver(truth[:, 0], truth[:, 1], heard[:, 0] - truth[:, 0], heard[:, 1] - truth[:, 1], angles="xy", scale_units="xy", scale=1, width=0.002, alpha=0.5)
-    axes[2].axhline(0, color="gray", linewidth=0.8)
-    axes[2].axvline(0, color="gray", linewidth=0.8)
-    axes[2].set_xlim(-1.05, 1.05)
-    axes[2].set_ylim(-1.05, 1.05)
-    axes[2].set_xlabel("valence")
-    axes[2].set_ylabel("arousal")
-    axes[2].set_title("label -> heard", fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def _median_seconds(function, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -203,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import classifier as classifier_stage
+    from evaluation.plots import plot_confusion, plot_scatter
     from moodmusic.checkpoints import parameter_count
 
     torch.set_num_threads(2)
@@ -211,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
     model = classifier_stage.load(args.checkpoint)
     test, predictions, examples = evaluate_split(model, Path(args.corpus))
     plot_confusion(test["confusion"], f"test split, FluidR3 ({test['clips']} clips)", out / "classifier_confusion.png")
-    plot_scatter(examples, predictions, "test split: labels vs what the classifier hears", out / "classifier_scatter.png")
+    truth = np.array([[e.valence, e.arousal] for e in examples])
+    plot_scatter(truth, predictions["valence_arousal"], "test split: labels vs what the classifier hears", out / "classifier_scatter.png")
     report = {
         "date": datetime.date.today().isoformat(),
         "checkpoint_version": model.version,

@@ -7,7 +7,8 @@ import torch
 
 from classifier.data import Example
 from classifier.inference import MoodClassifier
-from moodmusic.mood import QUADRANTS, quadrant_indices
+from evaluation.metrics import quadrant_confusion
+from moodmusic.mood import quadrant_indices
 
 
 def predict_examples(classifier: MoodClassifier, examples: list[Example]) -> dict[str, np.ndarray]:
@@ -29,9 +30,6 @@ def score(examples: list[Example], predictions: dict[str, np.ndarray]) -> dict:
     predicted = predictions["valence_arousal"]
     heard = quadrant_indices(predicted[:, 0], predicted[:, 1])
     head = predictions["quadrant_probabilities"].argmax(axis=1)
-    confusion = np.zeros((4, 4), dtype=int)
-    for t, h in zip(true_quadrant, heard):
-        confusion[t, h] += 1
     has_point = np.array([not e.quadrant_only for e in examples])
     errors = np.abs(predicted - truth)[has_point] if has_point.any() else np.full((1, 2), np.nan)
     return {
@@ -40,5 +38,5 @@ def score(examples: list[Example], predictions: dict[str, np.ndarray]) -> dict:
         "quadrant_head_accuracy": float(np.mean(head == true_quadrant)),
         "valence_mae": float(errors[:, 0].mean()),
         "arousal_mae": float(errors[:, 1].mean()),
-        "confusion": {"labels": list(QUADRANTS), "rows_true_columns_heard": confusion.tolist()},
+        "confusion": {k: v for k, v in quadrant_confusion(truth, predicted).items() if k in ("labels", "rows_true_columns_heard")},
     }

@@ -23,7 +23,12 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("train", "vocoder"), "vocoder.cli", "train (or resume) the HiFi-GAN vocoder with accelerate"),
     (("train", "generator"), "generator.train", "train (or resume) the autoregressive conditional GAN with accelerate"),
     (("generate",), "generator.cli", "compose a clip for a mood (or a trajectory): WAV, mel, analysis and narration"),
+    (("bank",), "games.bank", "render a bank of seamless loops over the mood square for game middleware"),
     (("evaluate", "vocoder"), "vocoder.evaluate", "copy-synthesis vs Griffin-Lim, speed and streaming -> docs/vocoder.md"),
+    (("serve",), "server.cli", "the HTTP service: clips by mood, analysis and narration, a web page (FastAPI + uvicorn)"),
+    (("evaluate", "chain"), "evaluation.closed_loop", "closed loop: a mood grid through the whole chain, heard and judged -> docs/evaluation.md"),
+    (("evaluate", "folder"), "evaluation.folder", "the classifier's report on any folder of audio: per-file analysis and the mood-square distribution"),
+    (("bench", "all"), "evaluation.bench", "speed of every stage and of the chain, classifier throughput, streaming -> docs/benchmarks.md"),
 ]
 
 

@@ -1,0 +1,66 @@
+"""`moodmusic serve`: the HTTP service on uvicorn.
+
+    moodmusic serve                                   # 127.0.0.1:8000, shipped checkpoints, template narrator
+    moodmusic serve --host 0.0.0.0 --port 8080 --workers 2 --queue 16 --api-key "$KEY" --rate-limit 60
+    MOODMUSIC_API_KEYS=k1,k2 MOODMUSIC_CORS_ORIGINS=https://game.example moodmusic serve
+
+Every flag has a MOODMUSIC_* variable (see server/settings.py); a flag wins over its variable.
+SIGTERM or Ctrl-C stops taking connections, finishes the requests in flight, then exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Defaults are None: an unset flag leaves the environment's (or the built-in) value.
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; MOODMUSIC_HOST)")
+    parser.add_argument("--port", type=int, help="port (default 8000; MOODMUSIC_PORT)")
+    parser.add_argument("--checkpoints", help="checkpoints folder (default: the shipped one; MOODMUSIC_CHECKPOINTS)")
+    parser.add_argument("--vocoder", help="'griffinlim' or a HiFi-GAN folder instead of the checkpoints' vocoder")
+    parser.add_argument("--narrator", help="template | openai | llama-cpp (default template; MOODMUSIC_NARRATOR, MOODMUSIC_LLM_*)")
+    parser.add_argument("--workers", type=int, help="inference threads (default 2; MOODMUSIC_WORKERS)")
+    parser.add_argument("--queue", type=int, help="requests that may wait for a worker before 503 (default 16; MOODMUSIC_QUEUE)")
+    parser.add_argument("--deadline", type=float, help="seconds a request may take, waiting included (default 60; MOODMUSIC_DEADLINE)")
+    parser.add_argument("--upload-limit-mb", type=float, help="largest upload to /v1/analyze (default 50; MOODMUSIC_UPLOAD_LIMIT_MB)")
+    parser.add_argument("--store", help="clip store folder (default data/store; MOODMUSIC_STORE)")
+    parser.add_argument("--store-cap-mb", type=float, help="clip store size cap, LRU eviction (default 1024; MOODMUSIC_STORE_CAP_MB)")
+    parser.add_argument("--api-key", action="append", help="accept this bearer token (repeat for more; MOODMUSIC_API_KEYS=a,b)")
+    parser.add_argument("--cors-origin", action="append", help="allow this browser origin (repeat; MOODMUSIC_CORS_ORIGINS)")
+    parser.add_argument("--rate-limit", type=float, help="requests per minute per key or address, 0 = none (MOODMUSIC_RATE_LIMIT)")
+    parser.add_argument("--rate-burst", type=int, help="requests allowed at once before the rate applies (default 10)")
+    parser.add_argument("--max-streams", type=int, help="WebSocket streams at once, over it 1013 (default 4; MOODMUSIC_MAX_STREAMS)")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the short warm-up clip at startup")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from server.app import create_app
+    from server.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env().with_args(args)
+    except SettingsError as error:
+        raise SystemExit(f"moodmusic serve: {error}") from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # One process: the pool is the unit of parallelism (uvicorn workers would each load the models).
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                timeout_graceful_shutdown=settings.deadline_s + 5)  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m server.cli ...`: the same as `moodmusic serve ...` (scripts start the server this way)."""
+    parser = argparse.ArgumentParser(prog="python -m server.cli", description="the moodmusic HTTP service")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

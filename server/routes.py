@@ -1,0 +1,209 @@
+"""The endpoints. They validate, look in the store, and hand inference to the worker pool; the pipeline
+(moodmusic.pipeline) does the work. Errors are raised as the project's exceptions and mapped to
+statuses in one place (`app.install_error_handlers`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Callable
+
+import numpy as np
+from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from generator.sampling import Trajectory
+from moodmusic.audio import load_audio, to_wav_bytes
+from moodmusic.mel import SAMPLE_RATE
+from moodmusic.mood import MOOD_SYNONYMS, NAMED_MOODS, Mood, quadrant, resolve
+from server import schemas
+from server.security import authenticate
+from server.services import Services, get_services
+from server.store import request_key
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+ERRORS = {status: {"model": schemas.Problem} for status in (401, 404, 413, 415, 422, 429, 503, 504)}
+
+
+async def api_access(request: Request, services: ServicesDep, authorization: Annotated[str | None, Header()] = None) -> None:
+    """Every /v1 route: the bearer key when keys are configured, then the rate limit of that key (or address)."""
+    key = authenticate(authorization, services.settings.api_keys)
+    services.limiter.check(key or (request.client.host if request.client else "unknown"))
+
+
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(api_access)], responses=ERRORS)
+ops = APIRouter()
+
+
+# --- conversions: pipeline objects -> response bodies ------------------------------------------
+def heard(analysis) -> dict[str, Any]:
+    data = analysis.as_dict()
+    return {**data["overall"], "quadrant": data["quadrant"], "primary_mood": data["primary_mood"],
+            "duration": data["duration"], "timeline": data["timeline"]}  # fmt: skip
+
+
+def point(mood: Mood) -> dict[str, Any]:
+    return {"valence": mood.valence, "arousal": mood.arousal, "quadrant": mood.quadrant}
+
+
+def clip_meta(clip, clip_id: str, kind: str, request: dict[str, Any]) -> dict[str, Any]:
+    """What the store keeps for a clip: the response body, less `cached`."""
+    return {
+        "id": clip_id, "url": f"/v1/clips/{clip_id}", "audio_url": f"/v1/clips/{clip_id}/audio",
+        "mel_url": f"/v1/clips/{clip_id}/mel.png", "kind": kind, "event": request.get("event"),
+        "asked": point(clip.asked), "trajectory": request.get("trajectory"),
+        "heard": heard(clip.analysis) if clip.analysis is not None else None, "distance": clip.distance,
+        "narration": clip.narration.as_dict() if clip.narration is not None else None,
+        "duration": clip.seconds, "seed": clip.seed, "loop": clip.loop, "format": request["format"],
+        "timings": {k: round(v, 4) for k, v in clip.timings.items()}, "versions": clip.versions, "created": time.time(),
+    }  # fmt: skip
+
+
+async def produce(services: Services, kind: str, key_parts: dict[str, Any], body, make: Callable[[], Any]) -> schemas.ClipResponse:
+    """A clip from the store when an identical request made one before, else from the pool (then stored)."""
+    key = request_key(kind=kind, versions=services.pipeline.versions, **key_parts)
+    stored = services.store.find(key)
+    if stored is not None and (not body.verify or stored.meta["heard"]) and (not body.narrate or stored.meta["narration"]):
+        services.metrics.store_lookup(hit=True)
+        return schemas.ClipResponse(**stored.meta, cached=True)
+    services.metrics.store_lookup(hit=False)
+    submitted = time.perf_counter()
+    request = body.model_dump(mode="json")
+
+    def job() -> tuple[dict[str, Any], bool]:
+        waited = time.perf_counter() - submitted
+        clip = make()
+        clip.timings["queue"] = waited
+        clip_id = stored.id if stored is not None else services.store.new_id()  # an upgraded clip keeps its id
+        kept = services.store.put(clip_id, key, to_wav_bytes(clip.audio), clip.mel.detach().cpu().numpy(),
+                                  clip_meta(clip, clip_id, kind, request), replace=stored is not None)  # fmt: skip
+        return kept.meta, kept.id != clip_id  # an identical request that raced this one stored first
+
+    meta, cached = await services.pool.run(job, services.settings.deadline_s)
+    return schemas.ClipResponse(**meta, cached=cached)
+
+
+# --- /v1 -----------------------------------------------------------------------------------------
+@v1.post("/clips", response_model=schemas.ClipResponse, summary="compose a clip for a mood or a trajectory")
+async def create_clip(body: schemas.ClipRequest, services: ServicesDep) -> schemas.ClipResponse:
+    trajectory = Trajectory.of(body.target())  # a bad mood is a 422 here, before it takes a worker
+    key_parts = {"mood": [trajectory.times, trajectory.valence, trajectory.arousal], "duration": body.duration,
+                 "seed": body.seed, "loop": body.loop, "format": body.format}  # fmt: skip
+
+    def make():
+        return services.pipeline.compose(trajectory, body.duration, body.seed, verify=body.verify, narrate=body.narrate, loop=body.loop)
+
+    return await produce(services, "clip", key_parts, body, make)
+
+
+@v1.post("/stingers", response_model=schemas.ClipResponse, summary="a 1-3 s clip for a game event (rise, fall, hit)")
+async def create_stinger(body: schemas.StingerRequest, services: ServicesDep) -> schemas.ClipResponse:
+    mood = resolve(body.target())
+    key_parts = {"mood": mood.as_tuple(), "event": body.event, "duration": body.duration, "seed": body.seed, "format": body.format}
+
+    def make():
+        return services.pipeline.stinger(body.event, mood, body.duration, body.seed, verify=body.verify, narrate=body.narrate)
+
+    return await produce(services, "stinger", key_parts, body, make)
+
+
+def stored_or_404(services: Services, clip_id: str):
+    stored = services.store.get(clip_id)  # InvalidClipId (422) for anything but 32 hex characters
+    if stored is None:
+        raise HTTPException(404, detail=f"no clip with id {clip_id} (never made here, or evicted from the store)")
+    return stored
+
+
+@v1.get("/clips/{clip_id}", response_model=schemas.ClipResponse, summary="a stored clip's metadata")
+async def get_clip(clip_id: str, services: ServicesDep) -> schemas.ClipResponse:
+    return schemas.ClipResponse(**stored_or_404(services, clip_id).meta, cached=True)
+
+
+@v1.get("/clips/{clip_id}/audio", response_class=FileResponse, summary="a stored clip's audio (WAV)",
+        responses={200: {"content": {"audio/wav": {}}}})  # fmt: skip
+async def get_clip_audio(clip_id: str, services: ServicesDep) -> FileResponse:
+    stored = stored_or_404(services, clip_id)
+    return FileResponse(stored.audio_path, media_type="audio/wav", filename=f"{clip_id}.wav", content_disposition_type="inline")
+
+
+@v1.get("/clips/{clip_id}/mel.png", response_class=Response, summary="a stored clip's log-mel as an image",
+        responses={200: {"content": {"image/png": {}}}})  # fmt: skip
+async def get_clip_mel(clip_id: str, services: ServicesDep) -> Response:
+    stored = stored_or_404(services, clip_id)
+    png_path = services.store.png_path(clip_id)
+    if png_path.exists():
+        return FileResponse(png_path, media_type="image/png")
+    from server.mel_image import mel_png
+
+    png = await run_in_threadpool(lambda: mel_png(np.load(stored.mel_path)))  # ~0.1 s of matplotlib; not inference, no pool slot
+    try:
+        services.store.add_png(clip_id, png)
+    except KeyError:
+        pass  # evicted meanwhile: still answer with the image
+    return Response(png, media_type="image/png")
+
+
+@v1.post("/analyze", response_model=schemas.AnalyzeResponse, summary="the mood of an uploaded audio file, and its narration")
+async def analyze(
+    services: ServicesDep,
+    file: Annotated[UploadFile, File(description="WAV, FLAC, OGG or MP3")],
+    narrate: Annotated[bool, Form()] = True,
+    seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
+) -> schemas.AnalyzeResponse:
+    data = await file.read()
+    limit = services.settings.analyze_max_seconds
+
+    def job() -> schemas.AnalyzeResponse:
+        started = time.perf_counter()
+        # Decode one second past the limit, so a file longer than the limit is told apart from one exactly that long.
+        samples = load_audio(data, max_seconds=limit + 1.0)
+        truncated = samples.size > round(limit * SAMPLE_RATE)
+        samples = samples[: round(limit * SAMPLE_RATE)]
+        decoded = time.perf_counter() - started
+        analysis, narration, timings = services.pipeline.analyze(samples, seed=seed, narrate=narrate)
+        return schemas.AnalyzeResponse(
+            filename=file.filename, analyzed_seconds=samples.size / SAMPLE_RATE, truncated=truncated, heard=heard(analysis),
+            narration=narration.as_dict() if narration is not None else None,
+            timings={"decode": round(decoded, 4), **{k: round(v, 4) for k, v in timings.items()}}, versions=services.pipeline.versions,
+        )  # fmt: skip
+
+    return await services.pool.run(job, services.settings.deadline_s)
+
+
+@v1.get("/moods", response_model=schemas.MoodsResponse, summary="the named moods and their points")
+async def moods() -> schemas.MoodsResponse:
+    return schemas.MoodsResponse(
+        moods=[schemas.NamedMood(name=n, valence=v, arousal=a, quadrant=quadrant(v, a)) for n, (v, a) in NAMED_MOODS.items()],
+        synonyms=MOOD_SYNONYMS,
+    )
+
+
+@v1.post("/evaluate", summary="run a small closed-loop grid (generate -> vocode -> classify -> narrate); the report's JSON")
+async def evaluate(body: schemas.EvaluateRequest, services: ServicesDep) -> dict[str, Any]:
+    from evaluation.closed_loop import ClosedLoopConfig, evaluate_grid
+
+    config = ClosedLoopConfig(
+        grid=body.grid, seeds=body.seeds, seconds=body.duration, first_seed=body.first_seed,
+        corpus="data/corpus" if body.real_references else None, real_clips=16, progress=False,
+    )  # fmt: skip
+    return await services.pool.run(lambda: evaluate_grid(services.pipeline, config), services.settings.deadline_s)
+
+
+# --- operations: no key, no rate limit (probes and scrapers) ------------------------------------
+@ops.get("/healthz", summary="the process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@ops.get("/readyz", summary="models loaded and the pool taking work", responses={503: {"model": schemas.Problem}})
+async def readyz(services: ServicesDep) -> dict[str, Any]:
+    if not services.pool.accepting:
+        raise HTTPException(503, detail="shutting down", headers={"Retry-After": "5"})
+    return {"status": "ready", "versions": services.pipeline.versions, "workers": services.pool.workers,
+            "running": services.pool.running, "queued": services.pool.queued}  # fmt: skip
+
+
+@ops.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+async def metrics(services: ServicesDep) -> PlainTextResponse:
+    return PlainTextResponse(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

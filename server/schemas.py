@@ -1,0 +1,202 @@
+"""The API's request and response bodies (pydantic), as they appear at /docs.
+
+Ranges that belong to the mood space or to the pipeline are checked by their one definition
+(`moodmusic.mood.Mood`, `generator.sampling.check_seconds`, `Pipeline.stinger`); the fields here only
+say what they are and which types they take. Duration bounds are the pipeline's constants, imported.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+from generator.sampling import MAX_SECONDS, MIN_SECONDS
+from moodmusic.pipeline import STINGER_EVENTS
+
+AudioFormat = Literal["wav"]  # clips leave as 16-bit PCM WAV (CONVENTIONS 2); other formats can join this list
+StingerEvent = Literal[STINGER_EVENTS]  # type: ignore[valid-type]
+
+
+def seed_field():
+    return Field(0, ge=0, le=2**31 - 1, description="fixes every random draw: the same request gives the same clip")
+
+
+class Strict(BaseModel):
+    # Unknown fields are an error: a misspelt "arousl" must not silently become the default mood.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrajectoryPoint(Strict):
+    time: float = Field(ge=0, allow_inf_nan=False, description="seconds from the start of the clip")
+    valence: float = Field(allow_inf_nan=False, description="in [-1, 1]")
+    arousal: float = Field(allow_inf_nan=False, description="in [-1, 1]")
+
+
+class MoodChoice(Strict):
+    """A mood by name, or by valence and arousal."""
+
+    mood: Optional[str] = Field(None, description="a named mood (GET /v1/moods lists them)", examples=["calm"])
+    valence: Optional[float] = Field(None, allow_inf_nan=False, description="unpleasant (-1) to pleasant (1)")
+    arousal: Optional[float] = Field(None, allow_inf_nan=False, description="calm (-1) to energetic (1)")
+
+    def _forms(self) -> list[str]:
+        forms = []
+        if self.mood is not None:
+            forms.append("mood")
+        if self.valence is not None or self.arousal is not None:
+            if self.valence is None or self.arousal is None:
+                raise ValueError("give both valence and arousal, each in [-1, 1]")
+            forms.append("valence/arousal")
+        return forms
+
+    @model_validator(mode="after")
+    def _one_mood(self):
+        forms = self._forms()
+        if len(forms) != 1:
+            raise ValueError(f"give exactly one of: a mood name, valence and arousal{self._extra_form_hint()} (got {', '.join(forms) or 'none'})")
+        return self
+
+    def _extra_form_hint(self) -> str:
+        return ""
+
+    def target(self):
+        """What the pipeline takes: a name or a (valence, arousal) pair."""
+        return self.mood if self.mood is not None else (self.valence, self.arousal)
+
+
+class ClipRequest(MoodChoice):
+    trajectory: Optional[list[TrajectoryPoint]] = Field(
+        None, min_length=1, description="moods over time, interpolated linearly; instead of mood or valence/arousal"
+    )
+    duration: float = Field(
+        10.0, ge=MIN_SECONDS, le=MAX_SECONDS, allow_inf_nan=False, validation_alias=AliasChoices("duration", "seconds"),
+        description=f"seconds, {MIN_SECONDS:g} to {MAX_SECONDS:g} (also accepted as 'seconds')",
+    )  # fmt: skip
+    seed: int = seed_field()
+    format: AudioFormat = "wav"
+    verify: bool = Field(True, description="run the classifier: the mood heard and its distance to the mood asked")
+    narrate: bool = Field(True, description="tell in words what the clip feels like (implies the classifier)")
+    loop: bool = Field(False, description="make the end join the start seamlessly")
+
+    def _forms(self) -> list[str]:
+        return super()._forms() + (["trajectory"] if self.trajectory is not None else [])
+
+    def _extra_form_hint(self) -> str:
+        return ", or a trajectory"
+
+    def target(self):
+        if self.trajectory is not None:
+            return [(p.time, p.valence, p.arousal) for p in self.trajectory]
+        return super().target()
+
+
+class StingerRequest(MoodChoice):
+    event: StingerEvent = Field(description="rise: arousal climbs; fall: it sinks; hit: a burst that decays")
+    duration: float = Field(
+        2.0, ge=1.0, le=3.0, allow_inf_nan=False, validation_alias=AliasChoices("duration", "seconds"),
+        description="seconds, 1 to 3 (also accepted as 'seconds')",
+    )  # fmt: skip  (the same bounds as Pipeline.stinger, checked here so a bad request never takes a worker)
+    seed: int = seed_field()
+    format: AudioFormat = "wav"
+    verify: bool = False
+    narrate: bool = False
+
+
+class MoodPoint(BaseModel):
+    valence: float
+    arousal: float
+    quadrant: str
+
+
+class MoodReading(MoodPoint):
+    quadrants: dict[str, float] = Field(description="happy, angry, sad, calm -> probability")
+    moods: dict[str, float] = Field(description="seed 000's chill, energy, emotion, upbeat -> weight")
+    primary_mood: str
+
+
+class TimelineWindow(BaseModel):
+    start: float
+    end: float
+    valence: float
+    arousal: float
+    quadrants: dict[str, float]
+    moods: dict[str, float]
+
+
+class Heard(MoodReading):
+    """What the classifier heard: the whole clip, and window by window."""
+
+    duration: float
+    timeline: list[TimelineWindow]
+
+
+class Narration(BaseModel):
+    narrative: str
+    recommendations: list[str]
+    visual_prompt: str
+    narrator: str
+    fallback_reason: Optional[str] = None
+
+
+class ClipResponse(BaseModel):
+    id: str
+    url: str
+    audio_url: str
+    mel_url: str
+    kind: Literal["clip", "stinger"]
+    event: Optional[str] = None
+    cached: bool = Field(description="true when answered from the clip store")
+    asked: MoodPoint = Field(description="the mood asked for (a trajectory's mean)")
+    trajectory: Optional[list[TrajectoryPoint]] = None
+    heard: Optional[Heard] = None
+    distance: Optional[float] = Field(None, description="between asked and heard in the mood square (0 to 2.83)")
+    narration: Optional[Narration] = None
+    duration: float
+    seed: int
+    loop: bool
+    format: AudioFormat
+    timings: dict[str, float] = Field(description="seconds per stage when the clip was made")
+    versions: dict[str, str]
+    created: float = Field(description="Unix time the clip was made")
+
+
+class AnalyzeResponse(BaseModel):
+    filename: Optional[str] = None
+    analyzed_seconds: float
+    truncated: bool = Field(description="true when only the start of a longer upload was analysed")
+    heard: Heard
+    narration: Optional[Narration] = None
+    timings: dict[str, float]
+    versions: dict[str, str]
+
+
+class NamedMood(BaseModel):
+    name: str
+    valence: float
+    arousal: float
+    quadrant: str
+
+
+class MoodsResponse(BaseModel):
+    moods: list[NamedMood]
+    synonyms: dict[str, str]
+
+
+class EvaluateRequest(Strict):
+    """A small closed-loop grid run on the server (the full evaluation is `moodmusic evaluate chain`)."""
+
+    grid: int = Field(3, ge=2, le=5, description="grid x grid moods over [-0.8, 0.8]^2")
+    seeds: int = Field(1, ge=1, le=4, description="seeds per mood")
+    duration: float = Field(
+        4.0, ge=2.0, le=10.0, allow_inf_nan=False, validation_alias=AliasChoices("duration", "seconds"),
+        description="seconds per clip (also accepted as 'seconds')",
+    )  # fmt: skip
+    first_seed: int = Field(0, ge=0, le=2**31 - 1)
+    real_references: bool = Field(False, description="also compute diversity and Fréchet references against the server's corpus test split (slower)")
+
+
+class Problem(BaseModel):
+    """Every error body: `detail` says what to fix."""
+
+    detail: str

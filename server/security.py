@@ -1,0 +1,78 @@
+"""Who may call /v1, and how often: optional bearer API keys and a per-key token bucket.
+
+Without configured keys the API is open and the rate limit (when set) applies per client address.
+"""
+
+from __future__ import annotations
+
+import collections
+import hmac
+import math
+import threading
+import time
+
+from fastapi import HTTPException
+
+
+class TokenBucket:
+    """`rate` tokens per second up to `burst`; each request takes one."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def take(self) -> float:
+        """0 when a token was taken, else the seconds until one is available."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+class RateLimiter:
+    MAX_CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first (it had a full bucket soon anyway)
+
+    def __init__(self, per_minute: float, burst: int):
+        self.rate = per_minute / 60.0
+        self.burst = burst
+        self._buckets: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def check(self, identity: str) -> None:
+        """Raise 429 with Retry-After when `identity` has no token left."""
+        if not self.enabled:
+            return
+        with self._lock:
+            bucket = self._buckets.pop(identity, None) or TokenBucket(self.rate, self.burst)
+            self._buckets[identity] = bucket
+            while len(self._buckets) > self.MAX_CLIENTS:
+                self._buckets.popitem(last=False)
+            wait = bucket.take()
+        if wait > 0:
+            raise HTTPException(
+                status_code=429,
+                detail=f"rate limit of {self.rate * 60:g} requests per minute exceeded; retry in {math.ceil(wait)} s",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+
+
+def authenticate(authorization: str | None, api_keys: tuple[str, ...]) -> str | None:
+    """The key a request presents, checked against the configured ones (None when no keys are configured)."""
+    if not api_keys:
+        return None
+    scheme, _, token = (authorization or "").partition(" ")
+    # compare_digest against every key: the time taken does not tell which prefix matched
+    if scheme.lower() == "bearer" and token and any(hmac.compare_digest(token.encode(), key.encode()) for key in api_keys):
+        return token
+    raise HTTPException(
+        status_code=401,
+        detail="missing or invalid API key: send the header 'Authorization: Bearer <key>'",
+        headers={"WWW-Authenticate": "Bearer"},
+    )

@@ -1,0 +1,177 @@
+"""`WS /v1/stream`: endless music that follows a game's mood.
+
+Protocol (JSON text messages; audio as binary messages):
+  client -> {"type": "start", "mood": "calm"} or {"type": "start", "valence": 0.6, "arousal": -0.6},
+            optional "seed", "chunk_seconds" (0.1-2, default 0.5), "buffer_seconds" (0.5-10, default 1.5)
+  server -> {"type": "started", "sample_rate": 22050, "format": "pcm_s16le", "channels": 1, "chunk_samples": N}
+  server -> {"type": "chunk", "sequence": n, "samples": N, "start_s": t, "valence": v, "arousal": a}
+            followed at once by one binary message: N little-endian int16 samples
+  client -> {"type": "mood", "valence": v, "arousal": a, "transition_s": 2.0} (or "mood": "tense")
+            {"type": "pause"} / {"type": "resume"} / {"type": "close"}
+  server -> {"type": "error", "message": "..."} for a bad message (the stream goes on)
+
+Flow control: the server stays at most `buffer_seconds` ahead of real-time playback (counted from the
+first chunk, with pauses excluded) and awaits each send, so a slow client holds back generation
+instead of growing the server's memory. Generation runs in a thread (`anyio.to_thread`), so the event
+loop keeps serving other requests; `max_streams` bounds how many streams run at once (over it the
+socket closes with code 1013, "try again later").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import anyio
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from moodmusic.mel import SAMPLE_RATE
+from moodmusic.mood import Mood, MoodError, resolve
+
+router = APIRouter()
+
+
+def _mood_of(message: dict) -> Mood:
+    if "mood" in message and message["mood"] is not None:
+        return resolve(str(message["mood"]))
+    if "valence" in message and "arousal" in message:
+        try:
+            return Mood(float(message["valence"]), float(message["arousal"]))
+        except (TypeError, ValueError) as error:
+            raise MoodError(f"valence and arousal must be numbers in [-1, 1]: {error}") from error
+    raise MoodError('give "mood" (a name) or "valence" and "arousal"')
+
+
+def _number(message: dict, key: str, default: float, low: float, high: float) -> float:
+    value = message.get(key, default)
+    if not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f"{key} must be a number between {low:g} and {high:g}, got {value!r}")
+    return float(value)
+
+
+class StreamLimiter:
+    """How many streams may run at once (each costs a share of the CPU for as long as it lasts)."""
+
+    def __init__(self, max_streams: int):
+        self.max_streams, self.active = max_streams, 0
+
+    def try_acquire(self) -> bool:
+        if self.active >= self.max_streams:
+            return False
+        self.active += 1
+        return True
+
+    def release(self) -> None:
+        self.active -= 1
+
+
+@router.websocket("/v1/stream")
+async def stream(websocket: WebSocket) -> None:
+    from games.stream import LiveStream
+
+    from fastapi import HTTPException
+
+    from server.security import authenticate
+    from server.services import get_services
+
+    services = get_services(websocket)
+    await websocket.accept()
+    try:  # browsers cannot set headers on a WebSocket, so the key may also come as ?token=
+        token = websocket.query_params.get("token")
+        authenticate(websocket.headers.get("authorization") or (f"Bearer {token}" if token else None), services.settings.api_keys)
+    except HTTPException as error:
+        await websocket.close(code=1008, reason=str(error.detail))
+        return
+    limiter: StreamLimiter = services.streams
+    if not limiter.try_acquire():
+        await websocket.close(code=1013, reason=f"all {limiter.max_streams} streams are busy; retry in a few seconds")
+        return
+    try:
+        try:
+            start = json.loads(await asyncio.wait_for(websocket.receive_text(), timeout=30))
+            if start.get("type") != "start":
+                raise ValueError('the first message must be {"type": "start", ...}')
+            mood = _mood_of(start)
+            seed = int(start.get("seed", 0))
+            chunk_seconds = _number(start, "chunk_seconds", 0.5, 0.1, 2.0)
+            buffer_seconds = _number(start, "buffer_seconds", 1.5, 0.5, 10.0)
+            live = LiveStream(services.pipeline, (mood.valence, mood.arousal), seed=seed, chunk_seconds=chunk_seconds)
+        except (ValueError, MoodError, TypeError, asyncio.TimeoutError) as error:
+            await websocket.send_text(json.dumps({"type": "error", "message": str(error) or "no start message within 30 s"}))
+            await websocket.close(code=1008)
+            return
+        await websocket.send_text(json.dumps({"type": "started", "sample_rate": SAMPLE_RATE, "format": "pcm_s16le", "channels": 1,
+                                              "chunk_samples": live.chunk_samples}))  # fmt: skip
+        await _run(websocket, live, chunk_seconds, buffer_seconds)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        limiter.release()
+
+
+async def _run(websocket: WebSocket, live, chunk_seconds: float, buffer_seconds: float) -> None:
+    paused = False
+    played_before_pause = 0.0  # seconds of playback time accumulated before the current run
+    started_at: float | None = None
+    sent = 0
+    closed = False
+
+    async def listen() -> None:
+        nonlocal paused, played_before_pause, started_at, closed
+        while not closed:
+            try:
+                message = json.loads(await websocket.receive_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                await websocket.send_text(json.dumps({"type": "error", "message": "messages must be JSON objects"}))
+                continue
+            kind = message.get("type") if isinstance(message, dict) else None
+            try:
+                if kind == "mood":
+                    mood = _mood_of(message)
+                    live.set_mood(mood.valence, mood.arousal, _number(message, "transition_s", 0.0, 0.0, 60.0))
+                elif kind == "pause" and not paused:
+                    paused = True
+                    if started_at is not None:
+                        played_before_pause += time.monotonic() - started_at
+                elif kind == "resume" and paused:
+                    paused, started_at = False, time.monotonic()
+                elif kind == "close":
+                    closed = True
+                elif kind not in ("pause", "resume"):
+                    raise ValueError('type must be one of "mood", "pause", "resume", "close"')
+            except (ValueError, MoodError) as error:
+                await websocket.send_text(json.dumps({"type": "error", "message": str(error)}))
+
+    async def produce() -> None:
+        nonlocal started_at, sent
+        while not closed:
+            played = played_before_pause + (time.monotonic() - started_at if started_at is not None and not paused else 0.0)
+            if paused or sent * chunk_seconds >= played + buffer_seconds:
+                await asyncio.sleep(0.02)
+                continue
+            chunk = await anyio.to_thread.run_sync(live.next_chunk)
+            await websocket.send_text(json.dumps({"type": "chunk", **chunk.header()}))
+            await websocket.send_bytes(chunk.pcm)
+            if started_at is None:
+                started_at = time.monotonic()
+            sent += 1
+
+    async with anyio.create_task_group() as tasks:
+
+        async def until_closed(coroutine) -> None:
+            nonlocal closed
+            try:
+                await coroutine()
+            except (WebSocketDisconnect, RuntimeError):
+                pass  # the client went away (RuntimeError: a send after the socket closed)
+            finally:
+                closed = True
+                tasks.cancel_scope.cancel()
+
+        tasks.start_soon(until_closed, listen)
+        tasks.start_soon(until_closed, produce)
+    try:
+        await websocket.close()
+    except RuntimeError:
+        pass  # the client closed first

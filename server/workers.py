@@ -1,0 +1,141 @@
+"""The bounded inference pool: a fixed number of threads and a bounded queue in front of them.
+
+Inference is CPU-bound and long next to an HTTP request's bookkeeping, so it never runs on the event
+loop. Capacity is explicit: when every worker is busy and the queue is full, `submit` refuses at once
+(the route answers 503 with Retry-After) instead of letting latency grow without bound. Each job has a
+deadline: the caller stops waiting then (a job still queued is cancelled: 503; a job already running
+finishes and its result is kept, e.g. stored, but the caller gets 504). `close` stops taking work and
+finishes what was accepted: graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import math
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+
+class PoolError(Exception):
+    """Base of the pool's refusals; `retry_after` is seconds the client should wait, when retrying can help."""
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Overloaded(PoolError):
+    pass
+
+
+class ShuttingDown(PoolError):
+    pass
+
+
+class DeadlineExceeded(PoolError):
+    status_code = 504
+
+
+class WorkerPool:
+    def __init__(self, workers: int, queue_size: int, name: str = "inference"):
+        self.workers = int(workers)
+        self.queue_size = int(queue_size)
+        # The bound is `_pending` (checked in submit), not the queue's maxsize: a put must never block the event loop.
+        self._queue: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._pending = 0  # accepted and not finished: queued + running
+        self._running = 0
+        self._durations: collections.deque[float] = collections.deque(maxlen=50)
+        self._open = True
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
+
+    # --- state, for /metrics and Retry-After ------------------------------------------------------
+    @property
+    def running(self) -> int:
+        return self._running
+
+    @property
+    def queued(self) -> int:
+        return max(0, self._pending - self._running)
+
+    @property
+    def accepting(self) -> bool:
+        return self._open
+
+    def retry_after(self) -> int:
+        """Seconds until a slot likely frees: the mean recent job time times the jobs ahead per worker."""
+        mean = sum(self._durations) / len(self._durations) if self._durations else 1.0
+        return int(min(60, max(1, math.ceil(mean * (self.queued + 1) / self.workers))))
+
+    # --- work -----------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:  # the shutdown sentinel, queued after every accepted job
+                return
+            fn, future = job
+            if future.set_running_or_notify_cancel():
+                with self._lock:
+                    self._running += 1
+                started = time.perf_counter()
+                try:
+                    future.set_result(fn())
+                except BaseException as error:  # handed to the awaiting request, which maps it to a status
+                    future.set_exception(error)
+                finally:
+                    self._durations.append(time.perf_counter() - started)
+                    with self._lock:
+                        self._running -= 1
+            with self._lock:
+                self._pending -= 1
+
+    def submit(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
+        with self._lock:
+            if not self._open:
+                raise ShuttingDown("the server is shutting down; retry on another instance", retry_after=5)
+            if self._pending >= self.workers + self.queue_size:
+                raise Overloaded(
+                    f"the server is at capacity ({self.workers} running, {self.queue_size} queued); retry later",
+                    retry_after=self.retry_after(),
+                )
+            self._pending += 1
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._queue.put((fn, future))
+        return future
+
+    async def run(self, fn: Callable[[], Any], deadline_s: float) -> Any:
+        """Run `fn` on a worker and await its result for at most `deadline_s` seconds."""
+        submitted = time.monotonic()
+        future = self.submit(fn)
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout=deadline_s)
+        except asyncio.TimeoutError:
+            if future.cancel():  # still queued: it never started, so nothing is wasted; the server was too busy
+                raise Overloaded(
+                    f"the request waited {time.monotonic() - submitted:.0f} s in the queue, past its deadline of {deadline_s:g} s; retry later",
+                    retry_after=self.retry_after(),
+                ) from None
+            raise DeadlineExceeded(
+                f"the request did not finish within its deadline of {deadline_s:g} s; it keeps running, "
+                "and an identical request later is answered from the store",
+            ) from None
+
+    def close(self, timeout: float | None = None) -> None:
+        """Refuse new work, let the workers finish every accepted job, then stop them."""
+        with self._lock:
+            if not self._open:
+                return
+            self._open = False
+        for _ in self._threads:
+            self._queue.put(None)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))

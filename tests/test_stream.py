@@ -1,0 +1,121 @@
+"""WS /v1/stream on a real uvicorn on loopback, driven by the async client (moodmusic.client)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from games.stream import LiveStream
+from moodmusic.mel import SAMPLE_RATE
+from server.app import create_app
+from server.background import BackgroundServer
+from server.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_checkpoints):
+    from moodmusic.pipeline import load_pipeline
+    from narrator import TemplateNarrator
+
+    return load_pipeline(tiny_checkpoints, narrator=TemplateNarrator())
+
+
+@pytest.fixture(scope="module")
+def server(pipeline, tmp_path_factory):
+    settings = Settings(store_dir=str(tmp_path_factory.mktemp("store")), warmup=False, max_streams=2)
+    with BackgroundServer(create_app(settings, pipeline)) as running:
+        yield running
+
+
+def test_live_stream_chunks_join_the_one_shot_rendering(pipeline):
+    """Chunks are fixed-size, numbered without gaps, and join exactly as a one-shot rendering of the same mel."""
+    live = LiveStream(pipeline, "calm", seed=3, chunk_seconds=0.5)
+    chunks = [live.next_chunk() for _ in range(6)]
+    assert [c.sequence for c in chunks] == list(range(6))
+    assert all(c.samples == SAMPLE_RATE // 2 for c in chunks)
+    streamed = np.concatenate([np.frombuffer(c.pcm, dtype="<i2") for c in chunks]).astype(np.float32) / 32767
+    session = pipeline.generator.session("calm", seed=3)
+    import torch
+
+    mel = torch.cat([session.next_slice() for _ in range(live.session.frames_written // pipeline.generator.slice_frames)], dim=1)
+    reference = pipeline.vocoder.render(mel).numpy()[: streamed.size]
+    assert np.max(np.abs(streamed - np.clip(reference, -1, 1))) < 2e-3  # 16-bit rounding and the crossfade guard
+
+
+def test_stream_mood_change_arrives_within_transition_plus_one_chunk(server):
+    from moodmusic.client import MoodMusicClient
+
+    async def scenario():
+        async with MoodMusicClient(server.url) as client:
+            async with client.stream(mood="calm", seed=1, chunk_seconds=0.5, buffer_seconds=5.0) as live:
+                assert live.info["sample_rate"] == SAMPLE_RATE and live.info["format"] == "pcm_s16le"
+                headers, changed_at = [], None
+                async for header, pcm in live.chunks(limit=12):
+                    assert len(pcm) == 2 * header["samples"]
+                    headers.append(header)
+                    if header["sequence"] == 2:
+                        await live.set_mood(valence=-0.7, arousal=0.7, transition_s=1.0)
+                        changed_at = header["sequence"]
+                return headers, changed_at
+
+    headers, changed_at = asyncio.run(scenario())
+    assert [h["sequence"] for h in headers] == list(range(12))
+    assert (headers[0]["valence"], headers[0]["arousal"]) == pytest.approx((0.6, -0.6))
+    # Chunks already generated ahead (up to the buffer) keep the old mood; the target is reached within
+    # the buffer + the transition + one chunk after the message.
+    reached = [h["sequence"] for h in headers if (h["valence"], h["arousal"]) == pytest.approx((-0.7, 0.7))]
+    assert reached, "the new mood never arrived"
+    assert reached[0] - changed_at <= (5.0 + 1.0) / 0.5 + 1
+
+
+def test_stream_bad_messages_and_limits(server):
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    async def scenario():
+        url = server.url.replace("http", "ws") + "/v1/stream"
+        async with connect(url) as socket:  # a bad start closes with a message
+            await socket.send(json.dumps({"type": "start", "mood": "grumpy"}))
+            error = json.loads(await socket.recv())
+        async with connect(url) as socket:  # a bad message mid-stream answers an error, the stream goes on
+            await socket.send(json.dumps({"type": "start", "valence": 0.2, "arousal": 0.1, "buffer_seconds": 0.5}))
+            assert json.loads(await socket.recv())["type"] == "started"
+            await socket.send(json.dumps({"type": "mood", "valence": 3}))
+            await socket.send("not json")
+            kinds = []
+            while kinds.count("error") < 2 or "chunk" not in kinds:
+                message = await socket.recv()
+                if isinstance(message, str):
+                    kinds.append(json.loads(message)["type"])
+            await socket.send(json.dumps({"type": "pause"}))
+            await asyncio.sleep(0.3)
+            await socket.send(json.dumps({"type": "close"}))
+        # more streams than max_streams: the extra one is refused with 1013
+        async with connect(url) as first, connect(url) as second, connect(url) as third:
+            for s in (first, second):
+                await s.send(json.dumps({"type": "start", "mood": "calm"}))
+                assert json.loads(await s.recv())["type"] == "started"
+            with pytest.raises(ConnectionClosed) as refused:
+                await third.send(json.dumps({"type": "start", "mood": "calm"}))
+                await third.recv()
+        return error, kinds, refused.value
+
+    error, kinds, refused = asyncio.run(scenario())
+    assert error["type"] == "error" and "grumpy" in error["message"] and "calm" in error["message"]
+    assert "chunk" in kinds and kinds.count("error") == 2
+    assert getattr(refused, "rcvd", None) is not None and refused.rcvd.code == 1013
+
+
+def test_evaluate_over_http(server):
+    import httpx
+
+    response = httpx.post(server.url + "/v1/evaluate", json={"grid": 2, "seeds": 1, "duration": 2}, timeout=120)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["clips"] == 4 and len(report["per_clip"]) == 4
+    assert set(report) >= {"mood", "acoustic", "diversity", "realism", "narration", "acceptance", "timings"}
+    bad = httpx.post(server.url + "/v1/evaluate", json={"grid": 50}, timeout=30)
+    assert bad.status_code == 422 and "grid" in bad.text
