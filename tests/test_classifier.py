@@ -1,0 +1,152 @@
+"""The classifier: model shapes, windowing, the shipped checkpoint on synthesised music, errors, CLI, training."""
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+import classifier
+from classifier.inference import window_starts
+from classifier.model import MoodCRNN
+from corpus.cues import Performance
+from corpus.render import arrange, render_clips, soundfont_path
+from corpus.scores import Piece
+from moodmusic.audio import AudioDecodeError
+from moodmusic.cli import main
+from moodmusic.mel import SAMPLE_RATE
+
+
+def test_model_reads_any_window_length():
+    model = MoodCRNN().eval()
+    for frames in (32, 100, 256, 431):
+        out = model(torch.randn(2, 80, frames) - 6, torch.rand(2, 12, frames))
+        assert out["valence_arousal"].shape == (2, 2) and out["quadrant_logits"].shape == (2, 4)
+        assert out["embedding"].shape == (2, 128)
+        assert out["valence_arousal"].abs().max() <= 1
+
+
+def test_windows_cover_the_audio_without_silence_padding():
+    assert window_starts(100, 256, 256) == [0]
+    assert window_starts(512, 256, 256) == [0, 256]
+    assert window_starts(600, 256, 256) == [0, 256, 344]  # an 88-frame tail gets an end-aligned window
+    assert window_starts(550, 256, 256) == [0, 256]  # a 38-frame tail is too short to count
+
+
+def scale_piece(major: bool, bars: int = 4) -> Piece:
+    """A little two-voice tune in C: melody in eighths over a bass line, major or minor."""
+    third, sixth = (64, 69) if major else (63, 68)
+    melody = [60, 62, third, 65, 67, sixth, 67, 65, third, 62, 60, 62, third, 62, 60, 60] * bars
+    onsets = np.arange(len(melody)) * 0.5
+    bass_onsets = np.arange(0, len(melody) * 0.5, 2.0)
+    return Piece(
+        source="test", collection="test",
+        onsets=np.concatenate([onsets, bass_onsets]),
+        durations=np.concatenate([np.full(len(melody), 0.5), np.full(bass_onsets.size, 2.0)]),
+        pitches=np.array(melody + [48, 53, 55, 48] * (bass_onsets.size // 4) + [48] * (bass_onsets.size % 4)),
+        parts=np.array([0] * len(melody) + [1] * bass_onsets.size),
+        length=len(melody) * 0.5,
+    )  # fmt: skip
+
+
+def perform_clip(major: bool, tempo: float, velocity: int, drums: int, articulation: float, seconds: float = 6.0) -> np.ndarray:
+    performance = Performance(
+        mode="major" if major else "minor", tempo_bpm=tempo, notes_per_beat=2, on_beat_only=False, velocity=velocity,
+        expression=100 if velocity > 80 else 70, velocity_spread=4, beat_accent=velocity > 80, articulation=articulation,
+        transpose=0, bright_timbre=velocity > 80, melody_program=0, accompaniment_program=0, pulse_program=0,
+        accompaniment_per_beat=2.0 if drums else 1.0, drums=drums, reverb=40,
+    )  # fmt: skip
+    piece = scale_piece(major)
+    beat = 1.0
+    window = seconds * tempo / 60 * beat
+    from corpus.scores import excerpt
+
+    clip = arrange(excerpt(piece, 0, window), beat, performance, seconds, np.random.default_rng(0))
+    return render_clips([clip], seconds, soundfont_path("fluidr3"))[0]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return classifier.load()
+
+
+def test_shipped_classifier_hears_fast_loud_major_above_slow_soft_minor(shipped):
+    bright = shipped.analyze(perform_clip(major=True, tempo=150, velocity=112, drums=2, articulation=0.6))
+    dark = shipped.analyze(perform_clip(major=False, tempo=50, velocity=38, drums=0, articulation=1.0))
+    assert bright.overall.arousal > dark.overall.arousal + 0.3
+    assert bright.overall.valence > dark.overall.valence + 0.3
+    assert bright.quadrant == "happy" and dark.quadrant == "sad"
+
+
+def test_analysis_has_timeline_distributions_and_embedding(shipped):
+    rng = np.random.default_rng(0)
+    samples = (0.05 * rng.normal(size=10 * SAMPLE_RATE)).astype(np.float32)
+    analysis = shipped.analyze(samples)
+    assert abs(analysis.duration - 10) < 1e-6
+    assert [round(w.start, 2) for w in analysis.timeline] == [0.0, 2.97, 5.94, 7.04]  # last window end-aligned: (862 - 256) frames
+    assert analysis.timeline[-1].end == pytest.approx(10.0, abs=0.02)
+    for reading in [analysis.overall, *analysis.timeline]:
+        assert sum(reading.quadrants.values()) == pytest.approx(1.0, abs=1e-6)
+        assert sum(reading.moods.values()) == pytest.approx(1.0, abs=1e-6)
+        assert -1 <= reading.valence <= 1 and -1 <= reading.arousal <= 1
+    assert len(analysis.embedding) == 128
+    assert json.loads(json.dumps(analysis.as_dict()))["primary_mood"] in ("chill", "energy", "emotion", "upbeat")
+    assert classifier.Analysis.from_dict(analysis.as_dict()).overall == analysis.overall
+
+
+def test_short_long_and_encoded_inputs(shipped, tmp_path):
+    assert len(shipped.analyze(np.zeros(2000, dtype=np.float32)).timeline) == 1  # 0.09 s
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros((44100 * 2, 2), dtype=np.float32), 44100, format="FLAC")
+    assert shipped.analyze(buffer.getvalue()).duration == pytest.approx(2.0, abs=0.01)
+
+
+def test_bad_input_raises_the_documented_error(shipped, tmp_path):
+    with pytest.raises(AudioDecodeError):
+        shipped.analyze(b"definitely not audio" * 50)
+    with pytest.raises(AudioDecodeError):
+        shipped.analyze(np.zeros(0, dtype=np.float32))
+    empty = tmp_path / "empty.wav"
+    soundfile.write(empty, np.zeros(0, dtype=np.float32), SAMPLE_RATE)
+    with pytest.raises(AudioDecodeError):
+        shipped.analyze(empty)
+
+
+def test_analyze_cli_json_and_csv_for_a_folder(tmp_path, capsys):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    for name in ("a.wav", "b.ogg"):
+        t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
+        soundfile.write(folder / name, (0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), SAMPLE_RATE)
+    assert main(["analyze", str(folder), "--no-timeline"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["file"].rsplit("/", 1)[-1] for r in results] == ["a.wav", "b.ogg"]
+    assert "timeline" not in results[0] and "embedding" not in results[0]
+    out = tmp_path / "out.csv"
+    assert main(["analyze", str(folder / "a.wav"), "--format", "csv", "-o", str(out)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 1 and rows[0]["quadrant"] in ("happy", "angry", "sad", "calm")
+    (folder / "broken.mp3").write_bytes(b"garbage" * 100)
+    assert main(["analyze", str(folder / "broken.mp3")]) == 1
+    assert "could not decode" in capsys.readouterr().err
+
+
+def test_training_runs_resumes_and_exports_nothing_without_flag(tmp_path):
+    from corpus.build import BuildConfig, build
+    from classifier.train import TrainConfig, train
+
+    corpus = tmp_path / "corpus"
+    build(BuildConfig(out=str(corpus), clips=12, seconds=2.0, seed=5), progress=False)
+    config = TrainConfig(data=str(corpus), out=str(tmp_path / "run"), epochs=1, batch_size=4, window_frames=128)
+    first = train(config, progress=False)
+    assert first["best_epoch"] == 0 and (tmp_path / "run" / "best" / "model.safetensors").exists()
+    config.epochs = 2
+    second = train(config, progress=False)  # resumes: only epoch 2 runs
+    log = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
+    assert [r["epoch"] for r in log] == [0, 1]
+    assert "test" in second and second["test"]["clips"] > 0
+    reloaded = classifier.load(tmp_path / "run" / "best")
+    assert reloaded.window_frames == 128
