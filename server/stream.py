@@ -50,6 +50,23 @@ def _number(message: dict, key: str, default: float, low: float, high: float) ->
     return float(value)
 
 
+async def _receive_object(websocket: WebSocket) -> dict:
+    """The client's next message as a JSON object; ValueError for a binary, non-JSON or non-object message
+    (`receive_text` would raise KeyError on a binary one and crash the handler)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    if message.get("text") is None:
+        raise ValueError("messages must be JSON text, not binary")
+    try:
+        value = json.loads(message["text"])
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError("messages must be JSON objects")
+    return value
+
+
 class StreamLimiter:
     """How many streams may run at once (each costs a share of the CPU for as long as it lasts)."""
 
@@ -89,7 +106,7 @@ async def stream(websocket: WebSocket) -> None:
         return
     try:
         try:
-            start = json.loads(await asyncio.wait_for(websocket.receive_text(), timeout=30))
+            start = await asyncio.wait_for(_receive_object(websocket), timeout=30)
             if start.get("type") != "start":
                 raise ValueError('the first message must be {"type": "start", ...}')
             mood = _mood_of(start)
@@ -121,11 +138,11 @@ async def _run(websocket: WebSocket, live, chunk_seconds: float, buffer_seconds:
         nonlocal paused, played_before_pause, started_at, closed
         while not closed:
             try:
-                message = json.loads(await websocket.receive_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                await websocket.send_text(json.dumps({"type": "error", "message": "messages must be JSON objects"}))
+                message = await _receive_object(websocket)
+            except ValueError as error:
+                await websocket.send_text(json.dumps({"type": "error", "message": str(error)}))
                 continue
-            kind = message.get("type") if isinstance(message, dict) else None
+            kind = message.get("type")
             try:
                 if kind == "mood":
                     mood = _mood_of(message)

@@ -389,7 +389,7 @@ def test_shutdown_finishes_requests_in_flight(pipeline, tmp_path):
 
 
 # --- the web page, end to end in headless Chromium -----------------------------------------------------
-def test_webpage_end_to_end_in_headless_chromium(tmp_path, capsys):
+def load_webpage_check():
     import importlib.util
     import shutil
     from pathlib import Path
@@ -401,9 +401,28 @@ def test_webpage_end_to_end_in_headless_chromium(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("webpage_check", script)
     check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(check)
+    return check
+
+
+def test_webpage_end_to_end_in_headless_chromium(tmp_path, capsys):
+    check = load_webpage_check()
     screenshot = tmp_path / "page.png"
-    code = check.main(["--tiny", "--screenshot", str(screenshot), "--seconds", "2"])
+    code = check.main(["--tiny", "--steps", "generate,analyze", "--screenshot", str(screenshot), "--seconds", "2"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0, report
     assert report["bars"] >= 10 and abs(report["audio_s"] - 2.0) < 0.2 and report["narrative"]
+    assert screenshot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_webpage_live_mode_in_headless_chromium(tmp_path, capsys):
+    """The Live tab: WS /v1/stream plays, a drag on the pad reaches later chunks, pause/resume/stop."""
+    check = load_webpage_check()
+    screenshot = tmp_path / "live.png"
+    code = check.main(["--tiny", "--steps", "live", "--live-chunks", "6", "--live-screenshot", str(screenshot)])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    live = report["live"]
+    assert live["chunks"] >= 6 + 2 and live["gaps"] == 0  # 6 before the drag, more after resuming
+    assert live["reached_at_sequence"] > live["changed_at_sequence"] and live["dragged_to"] != live["started_at"]
+    assert 1 <= live["mood_messages"] <= live["drag_s"] / 0.1 + 2 and live["chunks_while_paused"] <= 2
     assert screenshot.read_bytes().startswith(b"\x89PNG")

@@ -80,13 +80,17 @@ def test_stream_bad_messages_and_limits(server):
         async with connect(url) as socket:  # a bad start closes with a message
             await socket.send(json.dumps({"type": "start", "mood": "grumpy"}))
             error = json.loads(await socket.recv())
+        async with connect(url) as socket:  # so does a start that is not a JSON object (no crash, a message)
+            await socket.send("[1]")
+            not_object = json.loads(await socket.recv())
         async with connect(url) as socket:  # a bad message mid-stream answers an error, the stream goes on
             await socket.send(json.dumps({"type": "start", "valence": 0.2, "arousal": 0.1, "buffer_seconds": 0.5}))
             assert json.loads(await socket.recv())["type"] == "started"
             await socket.send(json.dumps({"type": "mood", "valence": 3}))
             await socket.send("not json")
+            await socket.send(b"\x00\x01")  # binary from the client: an error, not a crashed handler
             kinds = []
-            while kinds.count("error") < 2 or "chunk" not in kinds:
+            while kinds.count("error") < 3 or "chunk" not in kinds:
                 message = await socket.recv()
                 if isinstance(message, str):
                     kinds.append(json.loads(message)["type"])
@@ -101,11 +105,12 @@ def test_stream_bad_messages_and_limits(server):
             with pytest.raises(ConnectionClosed) as refused:
                 await third.send(json.dumps({"type": "start", "mood": "calm"}))
                 await third.recv()
-        return error, kinds, refused.value
+        return error, not_object, kinds, refused.value
 
-    error, kinds, refused = asyncio.run(scenario())
+    error, not_object, kinds, refused = asyncio.run(scenario())
     assert error["type"] == "error" and "grumpy" in error["message"] and "calm" in error["message"]
-    assert "chunk" in kinds and kinds.count("error") == 2
+    assert not_object == {"type": "error", "message": "messages must be JSON objects"}
+    assert "chunk" in kinds and kinds.count("error") == 3
     assert getattr(refused, "rcvd", None) is not None and refused.rcvd.code == 1013
 
 

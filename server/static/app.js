@@ -1,9 +1,11 @@
 // The moodmusic web page: a valence/arousal pad -> POST /v1/clips -> play, mel image, heard mood, narration;
-// and an Analyze tab -> POST /v1/analyze. Plain JS, no build step; it talks to the same API as any client.
+// an Analyze tab -> POST /v1/analyze; and a Live tab -> WS /v1/stream, played gap-free with the Web Audio API
+// while the pad steers the mood. Plain JS, no build step; it talks to the same API as any client.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { valence: 0.6, arousal: -0.6, moods: [], objectUrls: [] };
+// valence/arousal: the pad's point (the mood asked for); playing: the mood of the live chunk heard now, or null.
+const state = { valence: 0.6, arousal: -0.6, moods: [], objectUrls: [], playing: null };
 
 // --- API: every call carries the key when one is entered (audio and images too, fetched as blobs) ---
 function headers() {
@@ -71,26 +73,57 @@ function drawPad() {
     ctx.fillStyle = "#b8bccb";
     ctx.fillText(m.name, toX(m.valence) + 5, toY(m.arousal) + 4);
   }
+  if (state.playing) {  // live: a line from the mood heard now to the one asked for shows the glide still to go
+    const [px, py] = [toX(state.playing.valence), toY(state.playing.arousal)];
+    ctx.strokeStyle = "#5ab0d8"; ctx.lineWidth = 1;
+    ctx.setLineDash([3, 3]);
+    ctx.beginPath(); ctx.moveTo(px, py); ctx.lineTo(toX(state.valence), toY(state.arousal)); ctx.stroke();
+    ctx.setLineDash([]);
+  }
   ctx.fillStyle = "#e0a040";
   ctx.beginPath(); ctx.arc(toX(state.valence), toY(state.arousal), 7, 0, 2 * Math.PI); ctx.fill();
+  if (state.playing) {
+    ctx.strokeStyle = "#5ab0d8"; ctx.lineWidth = 2.5;
+    ctx.beginPath(); ctx.arc(toX(state.playing.valence), toY(state.playing.arousal), 10, 0, 2 * Math.PI); ctx.stroke();
+    ctx.lineWidth = 1;
+  }
   const near = nearestMood(state.valence, state.arousal);
-  const sign = (x) => (x >= 0 ? "+" : "") + x.toFixed(2);
-  $("pad-readout").textContent = `valence ${sign(state.valence)}, arousal ${sign(state.arousal)}` + (near ? ` (near ${near.name})` : "");
+  $("pad-readout").textContent = `valence ${withSign(state.valence)}, arousal ${withSign(state.arousal)}` + (near ? ` (near ${near.name})` : "");
+  pad.dataset.valence = state.valence;  // for scripts/webpage_check.py
+  pad.dataset.arousal = state.arousal;
 }
 
-pad.addEventListener("click", (event) => {
+function withSign(x) { return (x >= 0 ? "+" : "") + x.toFixed(2); }
+
+// Whoever cares about the pad's point (the live stream) registers here; the pad knows nothing about them.
+const padListeners = [];
+
+function pickAt(event) {
   const box = pad.getBoundingClientRect();
   const x = ((event.clientX - box.left) * pad.width) / box.width;
   const y = ((event.clientY - box.top) * pad.height) / box.height;
-  state.valence = Math.round(fromX(x) * 100) / 100;
-  state.arousal = Math.round(fromY(y) * 100) / 100;
-  const near = nearestMood(state.valence, state.arousal);
-  if (near && Math.sqrt(near.d) < 0.06) {  // a click on a named mood takes its exact point
+  let valence = Math.round(fromX(x) * 100) / 100;
+  let arousal = Math.round(fromY(y) * 100) / 100;
+  const near = nearestMood(valence, arousal);
+  if (near && Math.sqrt(near.d) < 0.06) {  // a point on a named mood takes its exact point
     const m = state.moods.find((m) => m.name === near.name);
-    state.valence = m.valence; state.arousal = m.arousal;
+    valence = m.valence; arousal = m.arousal;
   }
+  if (valence === state.valence && arousal === state.arousal) return;  // moves within one 0.01 step: nothing new
+  state.valence = valence; state.arousal = arousal;
   drawPad();
+  for (const listener of padListeners) listener();
+}
+
+// Pointer events cover mouse, pen and touch; capturing the pointer keeps a drag going when it leaves the pad.
+let dragging = false;
+pad.addEventListener("pointerdown", (event) => {
+  dragging = true;
+  pad.setPointerCapture(event.pointerId);
+  pickAt(event);
 });
+pad.addEventListener("pointermove", (event) => { if (dragging) pickAt(event); });
+for (const type of ["pointerup", "pointercancel"]) pad.addEventListener(type, () => { dragging = false; });
 
 // --- results ---------------------------------------------------------------------------------------
 function bar(container, label, value, { signed = false, cls = "" } = {}) {
@@ -231,14 +264,228 @@ $("analyze").addEventListener("click", async () => {
   }
 });
 
+// --- live: WS /v1/stream ---------------------------------------------------------------------------
+// Protocol (docs/games.md, "The live stream"): after {"type": "start"} the server answers "started", then
+// for every chunk a JSON header {"type": "chunk", sequence, samples, valence, arousal, ...} followed at once
+// by one binary message of `samples` little-endian int16 at 22,050 Hz, about 0.5 s each, never more than
+// its buffer (1.5 s) ahead of real time.
+const LEAD_S = 0.15;           // a chunk that cannot follow the previous one (the first, or after an underrun)
+                               // starts this far ahead of the clock, so it is never scheduled in the past
+const MOOD_INTERVAL_MS = 100;  // a drag fires pointermove at 60+ Hz; ~10 mood messages a second is plenty
+const BUFFER_FULL_S = 3.0;     // full scale of the buffer bar: the server's default keeps ~2 s ahead (its 1.5 s
+                               // buffer, the chunk it sends early, and our lead)
+
+const live = {
+  socket: null,            // the WebSocket while a stream runs
+  audio: null,             // its AudioContext (one per stream: closing it silences everything scheduled)
+  sampleRate: 22050,       // from the "started" message
+  header: null,            // a chunk header waiting for its samples
+  nextTime: 0,             // AudioContext time at which the next chunk starts
+  scheduled: [],           // {start, end, header} of the chunks not yet played out, oldest first
+  playingSequence: null,   // the chunk heard now
+  chunks: 0, expected: 0, gaps: 0, underruns: 0, moodMessages: 0,
+  sentMood: null, lastMoodAt: -Infinity, moodTimer: null, ticker: null, paused: false,
+};
+const liveInfo = $("live-info");
+
+function setLiveState(name) {  // idle | connecting | playing | paused | stopped
+  liveInfo.dataset.state = name;
+  const running = name === "connecting" || name === "playing" || name === "paused";
+  $("live-start").textContent = running ? "Stop" : "Start";
+  $("live-pause").disabled = !(name === "playing" || name === "paused");
+  $("live-pause").textContent = name === "paused" ? "Resume" : "Pause";
+}
+
+function streamUrl() {
+  const key = $("api-key").value.trim();
+  // Browsers cannot set an Authorization header on a WebSocket, so the key travels as ?token= (server/stream.py).
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/stream` + (key ? `?token=${encodeURIComponent(key)}` : "");
+}
+
+function newAudioContext() {
+  // A context at the stream's own rate plays each chunk sample for sample, so joins stay exact; the browser
+  // resamples the whole output once. Fall back to the device rate where a rate cannot be chosen.
+  try { return new AudioContext({ sampleRate: live.sampleRate, latencyHint: "playback" }); } catch (_) { return new AudioContext(); }
+}
+
+function startLive() {
+  $("player").pause();  // one music at a time
+  live.audio = newAudioContext();  // made inside the click: browsers only let a user gesture start audio
+  Object.assign(live, { header: null, nextTime: 0, scheduled: [], playingSequence: null, chunks: 0, expected: 0, gaps: 0,
+    underruns: 0, moodMessages: 0, sentMood: null, lastMoodAt: -Infinity, paused: false });
+  for (const key of ["sequence", "valence", "arousal", "playingSequence"]) delete liveInfo.dataset[key];  // the last stream's
+  liveInfo.dataset.chunks = 0;
+  const socket = new WebSocket(streamUrl());
+  socket.binaryType = "arraybuffer";
+  live.socket = socket;
+  // Events of a socket that was stopped meanwhile (Stop, then Start again) are ignored.
+  socket.onopen = () => {
+    live.sentMood = { valence: state.valence, arousal: state.arousal };
+    socket.send(JSON.stringify({ type: "start", valence: state.valence, arousal: state.arousal, seed: Number($("live-seed").value) || 0 }));
+  };
+  socket.onmessage = (event) => { if (socket === live.socket) onLiveMessage(event.data); };
+  socket.onclose = (event) => { if (socket === live.socket) onLiveClosed(event); };
+  live.ticker = setInterval(showLive, 100);
+  setLiveState("connecting");
+  setStatus("live-status", "connecting…");
+  showLive();
+}
+
+function stopLive(status = "stopped") {
+  const socket = live.socket;
+  live.socket = null;
+  if (socket) {
+    if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "close" }));
+    socket.close(1000);
+  }
+  if (live.audio) live.audio.close();  // drops the chunks still scheduled at once
+  live.audio = null;
+  clearInterval(live.ticker);
+  clearTimeout(live.moodTimer);
+  live.moodTimer = null;
+  state.playing = null;
+  drawPad();
+  setLiveState("stopped");
+  setStatus("live-status", status, status !== "stopped");
+  showLive();
+}
+
+function onLiveClosed(event) {  // the server ended the stream: a bad key (1008), all streams busy (1013), shutdown
+  const why = event.reason || (event.code === 1000 ? "the server ended the stream" : `connection closed (code ${event.code})`);
+  stopLive(`stream closed: ${why}`);
+}
+
+function onLiveMessage(data) {
+  if (typeof data !== "string") {  // the samples of the header just received
+    const header = live.header;
+    live.header = null;
+    if (header) playChunk(header, data);
+    return;
+  }
+  const message = JSON.parse(data);
+  if (message.type === "chunk") {
+    live.header = message;
+  } else if (message.type === "started") {
+    live.sampleRate = message.sample_rate;
+    setLiveState("playing");
+    setStatus("live-status", `streaming ${message.sample_rate} Hz, ${(message.chunk_samples / message.sample_rate).toFixed(2)} s chunks`);
+  } else if (message.type === "error") {  // a rejected message; the stream goes on (or closes, after a bad start)
+    setStatus("live-status", message.message, true);
+  }
+}
+
+function playChunk(header, bytes) {
+  const audio = live.audio;
+  const view = new DataView(bytes);
+  const count = bytes.byteLength >> 1;
+  const buffer = audio.createBuffer(1, count, live.sampleRate);
+  const samples = buffer.getChannelData(0);
+  for (let i = 0; i < count; i++) samples[i] = view.getInt16(2 * i, true) / 32768;  // explicit little-endian
+  // Each chunk starts where the previous one ends, so playback has no gaps. Only when that moment has (all
+  // but) passed -- the first chunk, or the network fell behind -- does it restart a lead ahead of the clock.
+  const now = audio.currentTime;
+  if (live.nextTime < now + 0.01) {
+    if (live.chunks > 0 && !live.paused) live.underruns++;
+    live.nextTime = now + LEAD_S;
+  }
+  const source = audio.createBufferSource();
+  source.buffer = buffer;
+  source.connect(audio.destination);
+  source.start(live.nextTime);
+  live.scheduled.push({ start: live.nextTime, end: live.nextTime + buffer.duration, header });
+  live.nextTime += buffer.duration;
+  if (header.sequence !== live.expected) live.gaps++;  // the server promises none; the page check asserts it
+  live.expected = header.sequence + 1;
+  live.chunks++;
+  Object.assign(liveInfo.dataset, { chunks: live.chunks, sequence: header.sequence, valence: header.valence, arousal: header.arousal });
+  showLive();
+}
+
+// What is heard now (the chunk under the AudioContext clock, not the newest received) and how much is buffered.
+function showLive() {
+  const audio = live.audio;
+  const now = audio ? audio.currentTime : 0;
+  while (live.scheduled.length && live.scheduled[0].end <= now) live.scheduled.shift();
+  const current = live.scheduled.length && live.scheduled[0].start <= now ? live.scheduled[0].header : null;
+  const sequence = current ? current.sequence : null;
+  if (sequence !== live.playingSequence) {
+    live.playingSequence = sequence;
+    state.playing = current && { valence: current.valence, arousal: current.arousal };
+    drawPad();
+    if (current) {
+      const near = nearestMood(current.valence, current.arousal);
+      $("live-playing").textContent = `chunk #${current.sequence} playing, generated for valence ${withSign(current.valence)}, `
+        + `arousal ${withSign(current.arousal)}` + (near ? ` (near ${near.name})` : "");
+      liveInfo.dataset.playingSequence = current.sequence;
+    } else {
+      $("live-playing").textContent = live.socket ? "waiting for audio…" : "not playing";
+    }
+  }
+  const ahead = audio ? Math.max(0, live.nextTime - now) : 0;
+  const fill = $("live-buffer-fill");
+  fill.style.width = `${Math.min(1, ahead / BUFFER_FULL_S) * 100}%`;
+  fill.classList.toggle("low", live.chunks > 0 && ahead < 0.3);
+  $("live-buffer-text").textContent = `${ahead.toFixed(1)} s`;
+  $("live-received").textContent = live.chunks
+    ? `received ${live.chunks} chunks (latest #${liveInfo.dataset.sequence}) · ${live.underruns} underruns · ${live.gaps} gaps · ${live.moodMessages} mood changes sent`
+    : "";
+  Object.assign(liveInfo.dataset, { buffered: ahead.toFixed(2), gaps: live.gaps, underruns: live.underruns, moodMessages: live.moodMessages,
+    audio: audio ? audio.state : "closed" });
+}
+
+// Dragging on the pad steers the stream. Throttled: one message at once, then at most one per interval, and the
+// last one always carries where the pad ended (a trailing send), so the stream never misses the final point.
+function sendMoodSoon() {
+  if (!live.socket || live.socket.readyState !== WebSocket.OPEN || live.moodTimer) return;  // no stream, or a send is due
+  const wait = live.lastMoodAt + MOOD_INTERVAL_MS - performance.now();
+  if (wait <= 0) sendMood();
+  else live.moodTimer = setTimeout(() => { live.moodTimer = null; sendMood(); }, wait);
+}
+
+function sendMood() {
+  const socket = live.socket;
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  if (live.sentMood && live.sentMood.valence === state.valence && live.sentMood.arousal === state.arousal) return;
+  socket.send(JSON.stringify({ type: "mood", valence: state.valence, arousal: state.arousal, transition_s: Number($("live-transition").value) }));
+  live.sentMood = { valence: state.valence, arousal: state.arousal };
+  live.lastMoodAt = performance.now();
+  live.moodMessages++;
+  showLive();
+}
+padListeners.push(sendMoodSoon);
+
+$("live-start").addEventListener("click", () => (live.socket ? stopLive() : startLive()));
+
+$("live-pause").addEventListener("click", async () => {
+  // The server stops generating while paused and its clock stops too; suspending the AudioContext freezes
+  // ours, so the buffered audio waits instead of running out.
+  const { socket, audio } = live;
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  live.paused = !live.paused;
+  setLiveState(live.paused ? "paused" : "playing");
+  if (live.paused) {
+    socket.send(JSON.stringify({ type: "pause" }));
+    await audio.suspend();
+  } else {
+    await audio.resume();
+    if (socket === live.socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "resume" }));  // not stopped meanwhile
+  }
+});
+
+$("live-transition").addEventListener("input", () => { $("live-transition-value").textContent = `${$("live-transition").value} s`; });
+
 // --- tabs and start-up -----------------------------------------------------------------------------
-for (const name of ["generate", "analyze"]) {
+const TABS = ["generate", "analyze", "live"];
+for (const name of TABS) {
   $(`tab-${name}`).addEventListener("click", () => {
-    for (const other of ["generate", "analyze"]) {
+    for (const other of TABS) {
       $(`tab-${other}`).classList.toggle("active", other === name);
       $(`tab-${other}`).setAttribute("aria-selected", String(other === name));
       $(`panel-${other}`).hidden = other !== name;
     }
+    // One pad element and one chosen mood for every tab that has a pad: move it into this tab's slot.
+    const slot = $(`pad-slot-${name}`);
+    if (slot) slot.appendChild($("pad-box"));
   });
 }
 
