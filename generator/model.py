@@ -108,9 +108,10 @@ class MelSliceGenerator(nn.Module):
         condition = self.condition(torch.cat([valence_arousal, latent], dim=1))
         for block in self.blocks:
             x = block(x, condition)
-        out = self.out(x[..., context_frames:])
-        # The floor keeps silence representable and nothing below it (log of 1e-5, CONVENTIONS 2).
-        return torch.clamp(self.mel_mean + self.mel_std * out, min=LOG_FLOOR)
+        out = self.mel_mean + self.mel_std * self.out(x[..., context_frames:])
+        # Nothing below the log floor (log of 1e-5, CONVENTIONS 2). A soft floor, not a clamp: a clamp has
+        # no gradient below the floor, and a first run lost 23% of its mel bins there for good.
+        return LOG_FLOOR + nn.functional.softplus(out - LOG_FLOOR)
 
     def noise(self, batch: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """A latent (B, L) and frame noise (B, K, C + S) for one slice."""

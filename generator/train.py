@@ -2,9 +2,11 @@
 
 One step, for a batch of windows cut from train-split mels (each clip padded on the left with
 `context_frames` of silence, so some windows are the cold start of a clip):
-  - with probability `rollout_probability` the generator first writes one slice from the real
-    context (no gradient) and that slice becomes the end of the context for the slice it is trained
-    on: the generator learns to continue its own output, so long clips do not drift;
+  - with probability `rollout_probability` the generator first writes 1 to `rollout_slices` slices
+    from the real context (no gradient), and the slice it is trained on continues that rollout: with
+    two or more, its whole context is its own output, as in a long clip. A first run trained on one
+    rolled-out slice only and its clips settled into drones after 2 s (a stationary point the
+    discriminator never saw); seeing its own contexts, the discriminator can call them out;
   - the discriminator (hinge loss, spectral norm) judges (context tail + slice, mood) for the real
     continuation and the generated one; its auxiliary head learns to read the mood of real slices;
   - the generator's loss: adversarial (hinge) + `feature_weight` x feature matching + `mood_weight` x
@@ -47,6 +49,7 @@ class TrainConfig:
     learning_rate: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.9)
     rollout_probability: float = 0.5
+    rollout_slices: int = 4
     feature_weight: float = 2.0
     mood_weight: float = 2.0
     envelope_weight: float = 2.0
@@ -60,13 +63,13 @@ class TrainConfig:
 
 
 class WindowSampler:
-    """Random (context + 2 slices) windows of train-split mels, left-padded with silence."""
+    """Random (context + rollout + 1 slices) windows of train-split mels, left-padded with silence."""
 
-    def __init__(self, mels: list[np.ndarray], moods: np.ndarray, context_frames: int, slice_frames: int, seed: int):
+    def __init__(self, mels: list[np.ndarray], moods: np.ndarray, context_frames: int, slice_frames: int, seed: int, rollout_slices: int = 1):
         self.context_frames, self.slice_frames = context_frames, slice_frames
-        self.window = context_frames + 2 * slice_frames
+        self.window = context_frames + (rollout_slices + 1) * slice_frames
         pad = np.full((mels[0].shape[0], context_frames), LOG_FLOOR, dtype=np.float16)
-        self.mels = [np.concatenate([pad, m.astype(np.float16)], axis=1) for m in mels if m.shape[1] >= 2 * slice_frames]
+        self.mels = [np.concatenate([pad, m.astype(np.float16)], axis=1) for m in mels if m.shape[1] >= self.window - context_frames]
         self.moods = moods.astype(np.float32)
         self.seed = seed
 
@@ -128,7 +131,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     generator, discriminator = MelSliceGenerator(**asdict(g_config)), SliceDiscriminator(**asdict(d_config))
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=config.betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate, betas=config.betas)
-    sampler = WindowSampler(train_mels, train_moods, g_config.context_frames, g_config.slice_frames, config.seed)
+    sampler = WindowSampler(train_mels, train_moods, g_config.context_frames, g_config.slice_frames, config.seed, config.rollout_slices)
 
     step, state_path = 0, out / "state.pt"
     if state_path.exists():
@@ -139,6 +142,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
         accelerator.print(f"resuming {out} at step {step}")
+        log = out / "log.jsonl"
+        if log.exists():  # steps logged after the saved state will be trained (and logged) again
+            kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            log.write_text("".join(line + "\n" for line in kept))
     generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)
     device = accelerator.device
     C, S = g_config.context_frames, g_config.slice_frames
@@ -163,12 +170,15 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         windows, moods = windows.to(device), moods.to(device)
         rng = np.random.default_rng([config.seed, step, 1])
         unwrapped = accelerator.unwrap_model(generator)
-        if rng.random() < config.rollout_probability:
-            # The context's last slice becomes the generator's own continuation of what came before it.
+        if config.rollout_slices and rng.random() < config.rollout_probability:
+            # The generator continues its own output for k slices; the trained slice follows them.
+            k = int(rng.integers(1, config.rollout_slices + 1))
+            context = windows[..., :C]
             with torch.no_grad():
-                first = generator(windows[..., :C], moods, *unwrapped.noise(len(moods), device=device))
-            context = torch.cat([windows[..., S:C], first], dim=2)
-            real_context, real = windows[..., S : C + S], windows[..., C + S :]
+                for _ in range(k):
+                    written = generator(context, moods, *unwrapped.noise(len(moods), device=device))
+                    context = torch.cat([context, written], dim=2)[..., -C:]
+            real_context, real = windows[..., k * S : k * S + C], windows[..., C + k * S : C + (k + 1) * S]
         else:
             context = real_context = windows[..., :C]
             real = windows[..., C : C + S]
@@ -272,6 +282,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--rollout-probability", type=float, default=defaults.rollout_probability)
+    parser.add_argument("--rollout-slices", type=int, default=defaults.rollout_slices, help="most slices of its own output the generator continues in training")
     parser.add_argument("--diversity-weight", type=float, default=defaults.diversity_weight)
     parser.add_argument("--channels", type=int, default=defaults.channels, help="generator width (weights grow with its square)")
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
@@ -283,7 +294,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        rollout_probability=args.rollout_probability, diversity_weight=args.diversity_weight, channels=args.channels,
+        rollout_probability=args.rollout_probability, rollout_slices=args.rollout_slices, diversity_weight=args.diversity_weight, channels=args.channels,
         checkpoint_every=args.checkpoint_every, seed=args.seed, threads=args.threads, export=args.export,
     )  # fmt: skip
     print(json.dumps(train(config)))

@@ -12,7 +12,9 @@ stage's package does its own work; this module wires them, times them and names 
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,17 +192,39 @@ class Pipeline:
         return analysis, narration, timings
 
 
+PIPELINE_FILE = "pipeline.json"  # in a checkpoints folder: which renderer the shipped chain uses, and why
+
+
+def chosen_vocoder(root: Path) -> str:
+    """The renderer a checkpoints folder names in pipeline.json ("griffinlim", "hifigan" or a folder), else its HiFi-GAN."""
+    path = root / PIPELINE_FILE
+    if path.exists():
+        choice = str(json.loads(path.read_text()).get("vocoder", "hifigan"))
+        return str(root / "vocoder") if choice == "hifigan" else choice
+    return str(root / "vocoder")
+
+
 def load_pipeline(checkpoints: str | Path | None = None, vocoder: str | None = None, narrator=None, device: str = "cpu") -> Pipeline:
-    """The stages from a checkpoints folder (default: the shipped one, or $MOODMUSIC_CHECKPOINTS)."""
+    """The stages from a checkpoints folder (default: the shipped one, or $MOODMUSIC_CHECKPOINTS).
+
+    The vocoder is `vocoder` when given ("griffinlim", "hifigan" or a folder), else $MOODMUSIC_VOCODER,
+    else the folder's pipeline.json choice (the shipped one picks the renderer that measured best, see
+    docs/vocoder.md), else the folder's HiFi-GAN.
+    """
     import classifier
     import generator
     import narrator as narrator_stage
     import vocoder as vocoder_stage
 
+    from moodmusic.checkpoints import checkpoints_dir
+
     root = Path(checkpoints) if checkpoints else None
+    vocoder = vocoder or os.environ.get("MOODMUSIC_VOCODER") or chosen_vocoder(root or checkpoints_dir())
+    if vocoder == "hifigan" and root is not None:
+        vocoder = str(root / "vocoder")
     return Pipeline(
         generator=generator.load(root / "generator" if root else None, device=device),
-        vocoder=vocoder_stage.load(vocoder if vocoder else (str(root / "vocoder") if root else None), device=device),
+        vocoder=vocoder_stage.load(vocoder, device=device),
         classifier=classifier.load(root / "classifier" if root else None, device=device),
         narrator=narrator if narrator is not None else narrator_stage.default_narrator(),
     )

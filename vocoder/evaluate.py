@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from moodmusic.mood import quadrant
+
 ACCEPT_SC_RATIO = 0.75  # the HiFi-GAN's mean spectral convergence at most this share of Griffin-Lim's
 ACCEPT_SECONDS = 0.5  # to render 10 s
 ACCEPT_STREAM_MEL = 0.05  # streamed vs one-shot, relative log-mel L1
@@ -50,6 +52,36 @@ def held_out_clips(corpus: str | Path, count: int) -> list:
         raise SystemExit(f"{corpus} has no test-split clips")
     picks = np.unique(np.linspace(0, len(clips) - 1, min(count, len(clips))).round().astype(int))
     return [clips[i] for i in picks]
+
+
+
+
+def mood_agreement(renderers: dict, clips: list, audios: list) -> dict:
+    """What the shipped classifier hears in each rendering: quadrant accuracy and V/A MAE against the labels.
+
+    The measure that matters for this product: a renderer is only as good as the mood that survives it.
+    `renderers` maps a name to a vocoder, or to None for the original audio. Empty when no classifier is shipped.
+    """
+    import numpy as np
+
+    import classifier
+    from moodmusic.checkpoints import CheckpointError
+    from moodmusic.mel import log_mel
+
+    try:
+        ear = classifier.load()
+    except (CheckpointError, FileNotFoundError):
+        return {}
+    scores = {}
+    for name, renderer in renderers.items():
+        hits, valence, arousal = 0, [], []
+        for clip, audio in zip(clips, audios):
+            heard = ear.analyze(audio.numpy() if renderer is None else renderer.render(log_mel(audio)).cpu().numpy())
+            hits += heard.quadrant == quadrant(clip.valence, clip.arousal)
+            valence.append(abs(heard.overall.valence - clip.valence))
+            arousal.append(abs(heard.overall.arousal - clip.arousal))
+        scores[name] = {"quadrant_accuracy": hits / len(clips), "valence_mae": float(np.mean(valence)), "arousal_mae": float(np.mean(arousal))}
+    return scores
 
 
 def copy_synthesis(vocoder, audios: list) -> dict:
@@ -162,6 +194,7 @@ def evaluate(corpus: str, clips: int, vocoder_source: str | None, seconds: float
         "speed": {"seconds_of_audio": mel.shape[-1] * HOP_LENGTH / SAMPLE_RATE, "threads": threads,
                   "hifigan_seconds": render_seconds(hifigan, mel), "griffinlim_seconds": render_seconds(griffin_lim, mel, repeats=1)},  # fmt: skip
         "streaming": streaming_check(hifigan, mel, chunk_seconds),
+        "mood": mood_agreement({"original": None, "hifigan": hifigan, "griffinlim": griffin_lim}, chosen, audios),
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(), "torch": torch.__version__},
     }
     h, g, speed, stream = results["hifigan"], results["griffinlim"], results["speed"], results["streaming"]
@@ -186,6 +219,14 @@ def write_report(results: dict, spectrograms: dict, out: Path, command: str, tra
     plot_spectrograms(out / "vocoder_spectrograms.png", spectrograms)
     (out / "vocoder_eval.json").write_text(json.dumps({"command": command, "training": training, **results}, indent=2) + "\n")
     (out / "vocoder.md").write_text(markdown(results, command, training))
+
+
+def mood_table(mood: dict) -> str:
+    if not mood:
+        return "(no shipped classifier to listen with)\n"
+    lines = ["| audio | quadrant accuracy | valence MAE | arousal MAE |", "|---|---|---|---|"]
+    lines += [f"| {name} | {100 * m['quadrant_accuracy']:.1f}% | {m['valence_mae']:.3f} | {m['arousal_mae']:.3f} |" for name, m in mood.items()]
+    return "\n".join(lines) + "\n\nThe shipped chain renders with whichever keeps the mood best (`checkpoints/pipeline.json`).\n"
 
 
 def _mark(ok: bool) -> str:
@@ -241,6 +282,9 @@ Re-analysed log-mel L1 (not the criterion): HiFi-GAN {h['log_mel_l1']:.3f}, Grif
   {100 * st['relative_log_mel_l1']:.3f} % (mean |difference| over the mean height of the log-mel above its floor),
   largest sample difference {st['max_abs_difference']:.2e}.
 
+## What the classifier hears after each renderer
+
+""" + mood_table(r.get("mood", {})) + f"""
 ## Acceptance
 
 | criterion | measured | met |

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 STAGE = "vocoder"
 GRIFFIN_LIM = "griffinlim"
+SHIPPED_HIFIGAN = "hifigan"
 SPEECHBRAIN_HPARAMS = "hyperparams.yaml"
 SPEECHBRAIN_WEIGHTS = "generator.ckpt"
 # speechbrain's "same" convolutions pad by reflection, which needs an input longer than the pad;
@@ -197,7 +198,7 @@ class GriffinLimVocoder(Vocoder):
     Phase starts at zero (not random), so the same mel always gives the same audio.
     """
 
-    def __init__(self, n_iter: int = 64, device: str | torch.device = "cpu"):
+    def __init__(self, n_iter: int = 32, device: str | torch.device = "cpu"):
         import torchaudio
 
         self.n_iter = n_iter
@@ -299,8 +300,8 @@ def load_speechbrain_folder(directory: Path, device: str | torch.device = "cpu")
 
 
 def load(source: str | Path | None = None, device: str | torch.device = "cpu") -> Vocoder:
-    """The shipped vocoder (None), Griffin-Lim ("griffinlim"), or a folder: ours or speechbrain's."""
-    if source is None:
+    """The shipped HiFi-GAN (None or "hifigan"), Griffin-Lim ("griffinlim"), or a folder: ours or speechbrain's."""
+    if source is None or str(source).lower() == SHIPPED_HIFIGAN:
         directory = checkpoints.stage_dir(STAGE)
         if not (directory / checkpoints.WEIGHTS_FILE).exists():
             raise CheckpointError(
