@@ -69,6 +69,21 @@ def equal_power_loop(audio: np.ndarray, length: int, crossfade: int) -> np.ndarr
     return looped
 
 
+def level_ramp(audio: np.ndarray, length: int, window: int, limit_db: float = 18.0) -> np.ndarray:
+    """A slow gain ride (linear in dB over the loop) that brings the loop's end to its start's loudness.
+
+    The generator's loudness can drift over a clip; a loop's seam joins its end to its start, so a drift
+    would be a jump in level there. The ride is capped at `limit_db`: a clip that fades to near silence is
+    not boosted into noise (and its seam is reported as it is).
+    """
+    def rms_db(x: np.ndarray) -> float:
+        return float(20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-9))
+
+    difference = float(np.clip(rms_db(audio[:window]) - rms_db(audio[length - window : length]), -limit_db, limit_db))
+    ramp = np.minimum(np.arange(audio.size, dtype=np.float64) / length, 1.0) * difference
+    return (audio * 10 ** (ramp / 20)).astype(np.float32)
+
+
 def stinger_trajectory(event: str, valence: float, arousal: float, seconds: float) -> list[tuple[float, float, float]]:
     """The mood path of a stinger: `rise` climbs in arousal, `fall` sinks, `hit` is a burst that decays."""
     if event == "rise":
@@ -145,8 +160,9 @@ class Pipeline:
             started = time.perf_counter()
             audio = self.render(mel)
             warmup_frames = round(LOOP_WARMUP_SECONDS * FRAMES_PER_SECOND)
-            length = round(seconds * SAMPLE_RATE)
-            audio = equal_power_loop(audio[warmup_frames * HOP_LENGTH :], length, round(LOOP_CROSSFADE_SECONDS * SAMPLE_RATE))
+            length, crossfade = round(seconds * SAMPLE_RATE), round(LOOP_CROSSFADE_SECONDS * SAMPLE_RATE)
+            audio = level_ramp(audio[warmup_frames * HOP_LENGTH :], length, crossfade)
+            audio = prevent_clipping(equal_power_loop(audio, length, crossfade))
             mel = mel[..., warmup_frames : warmup_frames + round(seconds * FRAMES_PER_SECOND)]
         else:
             mel = self.generator.generate(trajectory, seconds, seed=seed, progress=progress)
