@@ -48,6 +48,8 @@ TARGETS = (
     ("narrator", "p95_ms", "<=", 5.0, "ms", "narrator: template p95 <= 5 ms"),
     ("streaming", "time_to_first_audio_s", "<=", 0.3, "s", "stream: time to first audio <= 300 ms"),
     ("streaming", "min_lead_s", ">=", 0.0, "s", "4 concurrent streams stay ahead of real time"),
+    ("loops", "jump_pass_rate", ">=", 1.0, "", "loops: seam sample jump <= the clip's 99.9th percentile jump (share of loops)"),
+    ("loops", "rms_pass_rate", ">=", 1.0, "", "loops: RMS 0.5 s before and after the seam within 3 dB (share of loops)"),
 )
 
 
@@ -175,6 +177,26 @@ def bench_streams(pipeline, config: BenchConfig) -> dict:
     }
 
 
+def bench_loops(pipeline, config: BenchConfig) -> dict:
+    """Seams of loops over a 3 x 3 mood grid x 2 seeds (issue 7's two criteria, games.bank.seam_metrics)."""
+    from games.bank import grid_points, seam_metrics
+
+    points = grid_points(2, 2) if config.repeats == 1 else grid_points(3, 3)
+    seams = []
+    for _, _, valence, arousal in points:
+        for seed in (0, 1):
+            clip = pipeline.compose((valence, arousal), config.seconds, seed, verify=False, narrate=False, loop=True)
+            seams.append({"valence": valence, "arousal": arousal, "seed": seed, **seam_metrics(clip.audio)})
+    differences = [s["rms_difference_db"] for s in seams]
+    return {
+        "loops": len(seams), "seconds": config.seconds,
+        "jump_pass_rate": float(np.mean([s["seam_jump"] <= s["p999_jump"] for s in seams])),
+        "rms_pass_rate": float(np.mean([d <= 3.0 for d in differences])),
+        "median_rms_difference_db": float(np.median(differences)), "max_rms_difference_db": float(np.max(differences)),
+        "seams": seams,
+    }  # fmt: skip
+
+
 def run_load_test(args: str, checkpoints: str | None = None) -> dict:
     """scripts/load_test.py (the server under a bounded loopback load): its summary, read from its --json file."""
     import shlex
@@ -256,6 +278,8 @@ def bench(pipeline, config: BenchConfig, progress: Callable[[str], None] = lambd
         results["analysis"] = measure(lambda i: pipeline.analyze(path, seed=max(i, 0)), config.repeats, config.analysis_seconds)
     progress("streaming")
     results["streaming"] = bench_streams(pipeline, config)
+    progress("loops")
+    results["loops"] = bench_loops(pipeline, config)
     if config.load_test:
         progress("server load test")
         results["server_load"] = run_load_test(config.load_test_args, checkpoints)
@@ -346,6 +370,13 @@ def markdown(results: dict, command: str) -> str:
         f"{s['aggregate_real_time_factor']:.3f}); smallest lead of any piece over its playback time: "
         + ("n/a" if s["min_lead_s"] is None else f"{s['min_lead_s']:+.3f} s") + f". Peak RSS {_mb(s['peak_rss_mb'])}.",
         "This is the ceiling of `WS /v1/stream`: the server adds its own transport and scheduling.",
+        "",
+        "## Loop seams",
+        "",
+        f"{results['loops']['loops']} loops of {results['loops']['seconds']:g} s (`Pipeline.compose(loop=True)`, a mood grid x 2 seeds):",
+        f"sample jump at the seam within the clip's 99.9th percentile jump in {100 * results['loops']['jump_pass_rate']:.0f}% of them;",
+        f"RMS of the 0.5 s before and after the seam within 3 dB in {100 * results['loops']['rms_pass_rate']:.0f}%",
+        f"(median difference {results['loops']['median_rms_difference_db']:.1f} dB, largest {results['loops']['max_rms_difference_db']:.1f} dB).",
         "",
         "## Server under load",
         "",
