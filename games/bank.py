@@ -16,24 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from moodmusic.loops import seam_metrics
 from moodmusic.mel import SAMPLE_RATE
-
-
-def seam_metrics(audio: np.ndarray, window_seconds: float = 0.5) -> dict[str, float]:
-    """How a loop joins: the sample jump from its last sample to its first against the clip's own 99.9th
-    percentile jump, and the RMS (dB) of the `window_seconds` before and after the seam."""
-    jumps = np.abs(np.diff(audio.astype(np.float64)))
-    window = round(window_seconds * SAMPLE_RATE)
-
-    def rms_db(x: np.ndarray) -> float:
-        return float(20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-9))
-
-    before, after = rms_db(audio[-window:]), rms_db(audio[:window])
-    return {
-        "seam_jump": float(abs(float(audio[0]) - float(audio[-1]))),
-        "p999_jump": float(np.percentile(jumps, 99.9)),
-        "rms_before_db": round(before, 2), "rms_after_db": round(after, 2), "rms_difference_db": round(abs(before - after), 2),
-    }  # fmt: skip
 
 
 def grid_points(rows: int, cols: int, extent: float = 0.8) -> list[tuple[int, int, float, float]]:

@@ -24,11 +24,13 @@ import numpy as np
 import torch
 
 from moodmusic.audio import prevent_clipping
+from moodmusic.loops import best_loop
 from moodmusic.mel import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE
 from moodmusic.mood import Mood
 
 LOOP_WARMUP_SECONDS = 1.5  # a loop must not start with the generator's cold start from silence
 LOOP_CROSSFADE_SECONDS = 0.5
+LOOP_SEARCH_SECONDS = 1.0  # span over which a loop's start point is chosen for a level seam (moodmusic.loops)
 STINGER_EVENTS = ("rise", "fall", "hit")
 
 
@@ -52,36 +54,6 @@ class Clip:
             return None
         heard = self.analysis.overall
         return math.hypot(heard.valence - self.asked.valence, heard.arousal - self.asked.arousal)
-
-
-def equal_power_loop(audio: np.ndarray, length: int, crossfade: int) -> np.ndarray:
-    """The first `length` samples of `audio`, their start crossfaded with what follows them, so the end joins the start.
-
-    `audio` must hold at least `length + crossfade` samples: the tail beyond `length` is the music's own
-    continuation, which is faded out over the loop's first `crossfade` samples while the start fades in.
-    """
-    if audio.size < length + crossfade:
-        raise ValueError("the audio must run `crossfade` samples past the loop's length")
-    ramp = np.linspace(0.0, 1.0, crossfade, dtype=np.float32)
-    fade_in, fade_out = np.sin(ramp * np.pi / 2), np.cos(ramp * np.pi / 2)
-    looped = audio[:length].copy()
-    looped[:crossfade] = audio[:crossfade] * fade_in + audio[length : length + crossfade] * fade_out
-    return looped
-
-
-def level_ramp(audio: np.ndarray, length: int, window: int, limit_db: float = 18.0) -> np.ndarray:
-    """A slow gain ride (linear in dB over the loop) that brings the loop's end to its start's loudness.
-
-    The generator's loudness can drift over a clip; a loop's seam joins its end to its start, so a drift
-    would be a jump in level there. The ride is capped at `limit_db`: a clip that fades to near silence is
-    not boosted into noise (and its seam is reported as it is).
-    """
-    def rms_db(x: np.ndarray) -> float:
-        return float(20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-9))
-
-    difference = float(np.clip(rms_db(audio[:window]) - rms_db(audio[length - window : length]), -limit_db, limit_db))
-    ramp = np.minimum(np.arange(audio.size, dtype=np.float64) / length, 1.0) * difference
-    return (audio * 10 ** (ramp / 20)).astype(np.float32)
 
 
 def stinger_trajectory(event: str, valence: float, arousal: float, seconds: float) -> list[tuple[float, float, float]]:
@@ -152,8 +124,9 @@ class Pipeline:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         if loop:
-            # Generate a warm-up (dropped) and a crossfade's worth past the end (faded over the start).
-            extra = LOOP_WARMUP_SECONDS + LOOP_CROSSFADE_SECONDS
+            # Generate a warm-up (dropped), a span to choose the start point in, and a crossfade's worth
+            # past the end (faded over the start).
+            extra = LOOP_WARMUP_SECONDS + LOOP_SEARCH_SECONDS + LOOP_CROSSFADE_SECONDS
             shifted = Trajectory(tuple(t + LOOP_WARMUP_SECONDS for t in trajectory.times), trajectory.valence, trajectory.arousal)
             mel = self.generator.generate(shifted, seconds + extra, seed=seed, progress=progress)
             timings["generator"] = time.perf_counter() - started
@@ -161,9 +134,11 @@ class Pipeline:
             audio = self.render(mel)
             warmup_frames = round(LOOP_WARMUP_SECONDS * FRAMES_PER_SECOND)
             length, crossfade = round(seconds * SAMPLE_RATE), round(LOOP_CROSSFADE_SECONDS * SAMPLE_RATE)
-            audio = level_ramp(audio[warmup_frames * HOP_LENGTH :], length, crossfade)
-            audio = prevent_clipping(equal_power_loop(audio, length, crossfade))
-            mel = mel[..., warmup_frames : warmup_frames + round(seconds * FRAMES_PER_SECOND)]
+            search = round(LOOP_SEARCH_SECONDS * FRAMES_PER_SECOND) * HOP_LENGTH
+            audio, offset = best_loop(audio[warmup_frames * HOP_LENGTH :], length, crossfade, search, step=2 * HOP_LENGTH)
+            audio = prevent_clipping(audio)
+            start_frame = warmup_frames + offset // HOP_LENGTH
+            mel = mel[..., start_frame : start_frame + round(seconds * FRAMES_PER_SECOND)]
         else:
             mel = self.generator.generate(trajectory, seconds, seed=seed, progress=progress)
             timings["generator"] = time.perf_counter() - started

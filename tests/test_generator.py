@@ -13,7 +13,8 @@ from generator.model import DiscriminatorConfig, GeneratorConfig, MelSliceGenera
 from generator.sampling import MAX_SECONDS, MelGenerator, Trajectory, check_seconds
 from moodmusic.mel import FRAMES_PER_SECOND, LOG_FLOOR, N_MELS
 from moodmusic.mood import MoodError
-from moodmusic.pipeline import equal_power_loop, stinger_envelope, stinger_trajectory
+from moodmusic.loops import equal_power_loop
+from moodmusic.pipeline import stinger_envelope, stinger_trajectory
 
 TINY = GeneratorConfig(channels=32, dilations=[1, 2], latent_dim=8, condition_dim=16)
 

@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-decay", type=float, default=0.9999, help="ExponentialLR gamma per step (default: 0.9999)")
     parser.add_argument("--stft-weight", type=float, default=20.0, help="weight of the multi-resolution STFT loss; 0: off (default: 20)")
     parser.add_argument("--adversarial-start", type=int, default=0, help="step from which the discriminators train (default: 0)")
-    parser.add_argument("--channels", type=int, default=128, help="generator's upsample_initial_channel (default: 128, V2-sized)")
+    parser.add_argument("--layout", choices=("v2", "v3"), default="v3", help="HiFi-GAN layout (default: v3, the fastest on a CPU)")
+    parser.add_argument("--channels", type=int, default=128, help="generator's upsample_initial_channel (default: 128)")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="save the state (and export) every N steps")
     parser.add_argument("--log-every", type=int, default=10, help="append averaged losses to log.jsonl every N steps")
     parser.add_argument("--val-clips", type=int, default=4, help="val-split clips scored at each checkpoint (default: 4)")
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, lr_decay=args.lr_decay, stft_weight=args.stft_weight, adversarial_start=args.adversarial_start,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, val_clips=args.val_clips, seed=args.seed,
         cpu=args.cpu, export=args.export, command="moodmusic " + shlex.join(sys.argv[1:]),
-        generator=VocoderConfig(upsample_initial_channel=args.channels),
+        generator=VocoderConfig.preset(args.layout, args.channels),
     )  # fmt: skip
     scores = train(config)
     for name, value in scores.items():
