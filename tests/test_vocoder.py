@@ -39,11 +39,14 @@ def music(seconds: float = 1.0, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy((0.3 * audio / np.abs(audio).max()).astype(np.float32))
 
 
-def tiny_vocoder(seed: int = 0) -> vocoder.HifiganVocoder:
+TINY_V3 = VocoderConfig.preset("v3", 16)  # the shipped layout at 1/8 of its width: `--layout v3 --channels 16`
+
+
+def tiny_vocoder(seed: int = 0, config: VocoderConfig = TINY) -> vocoder.HifiganVocoder:
     torch.manual_seed(seed)
-    generator = build_generator(TINY)
+    generator = build_generator(config)
     generator.remove_weight_norm()
-    return vocoder.HifiganVocoder(generator, TINY, name="tiny", version="test")
+    return vocoder.HifiganVocoder(generator, config, name="tiny", version="test")
 
 
 @pytest.fixture(scope="module")
@@ -156,10 +159,12 @@ def test_without_a_shipped_checkpoint_load_says_what_to_do(tmp_path, monkeypatch
         vocoder.load()
 
 
-def test_receptive_field_bounds_the_reach_of_a_frame():
-    reach = receptive_field_frames(TINY)
-    assert reach == receptive_field_frames(VocoderConfig()) == 15
-    voc = tiny_vocoder()
+@pytest.mark.parametrize("layout, frames", [("v2", 15), ("v3", 12)])
+def test_receptive_field_bounds_the_reach_of_a_frame(layout, frames):
+    config = VocoderConfig.preset(layout, 16)
+    reach = receptive_field_frames(config)
+    assert reach == receptive_field_frames(VocoderConfig.preset(layout)) == frames  # the width does not change the reach
+    voc = tiny_vocoder(config=config)
     mel = log_mel(music(1.0))
     changed = mel.clone()
     changed[:, 40] += 2.0
@@ -168,8 +173,9 @@ def test_receptive_field_bounds_the_reach_of_a_frame():
     assert moved.numel() and (40 - reach) * HOP_LENGTH <= moved.min() and moved.max() < (41 + reach) * HOP_LENGTH
 
 
-def test_streaming_joins_without_clicks_and_matches_the_one_shot_rendering():
-    voc = tiny_vocoder()
+@pytest.mark.parametrize("config", [TINY, TINY_V3], ids=["v2", "v3"])
+def test_streaming_joins_without_clicks_and_matches_the_one_shot_rendering(config):
+    voc = tiny_vocoder(config=config)
     mel = log_mel(torch.cat([music(1.5, seed=1), music(1.5, seed=2)]))
     one_shot = voc.render(mel)
     streamed, joins = render_in_chunks(voc, mel, chunk_frames=round(0.5 * FRAMES_PER_SECOND))
@@ -216,7 +222,7 @@ def test_training_writes_a_resumable_state_exports_and_resumes(tiny_corpus, tmp_
 
     # Resume through the command line: it continues at step 4 with the saved optimizer state.
     args = ["train", "vocoder", "--corpus", str(tiny_corpus), "--out", str(out), "--steps", "5", "--batch-size", "2",
-            "--segment", "2048", "--adversarial-start", "2", "--channels", "16", "--log-every", "1", "--val-clips", "1"]  # fmt: skip
+            "--segment", "2048", "--adversarial-start", "2", "--layout", "v2", "--channels", "16", "--log-every", "1", "--val-clips", "1"]  # fmt: skip
     assert main(args) == 0
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log if "G_loss" in e] == [1, 2, 3, 4, 5]

@@ -124,7 +124,7 @@ def receptive_field_frames(config: VocoderConfig) -> int:
 
     Streaming renders this many frames of context and lookahead around each chunk, so that the
     samples it keeps are the ones a one-shot rendering gives. Each layer's reach, in samples at
-    its own rate, is divided by that rate's samples per frame. The default config reaches 15.
+    its own rate, is divided by that rate's samples per frame. The V2 layout reaches 15, V3 12.
     """
     reach = 3.0  # conv_pre: kernel 7 at the frame rate
     rate = 1
