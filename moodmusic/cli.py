@@ -31,6 +31,10 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "all"), "evaluation.bench", "speed of every stage and of the chain, classifier throughput, streaming -> docs/benchmarks.md"),
 ]
 
+# A group named without its subcommand runs this one: `moodmusic evaluate --quick` is the closed loop,
+# `moodmusic bench` the whole benchmark (issue 8's spelling of both).
+DEFAULT_SUBCOMMANDS = {"evaluate": "chain", "bench": "all"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moodmusic", description="Mood-conditioned music generation, analysis and narration.")
@@ -50,8 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def with_default_subcommand(argv: list[str]) -> list[str]:
+    if argv and argv[0] in DEFAULT_SUBCOMMANDS:
+        rest = argv[1:]
+        if not rest or (rest[0].startswith("-") and rest[0] not in ("-h", "--help")):
+            return [argv[0], DEFAULT_SUBCOMMANDS[argv[0]], *rest]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(with_default_subcommand(list(sys.argv[1:] if argv is None else argv)))
     module = importlib.import_module(args._module)
     return int(module.run(args) or 0)
 

@@ -222,10 +222,15 @@ def test_training_writes_a_resumable_state_exports_and_resumes(tiny_corpus, tmp_
 
     # Resume through the command line: it continues at step 4 with the saved optimizer state.
     args = ["train", "vocoder", "--corpus", str(tiny_corpus), "--out", str(out), "--steps", "5", "--batch-size", "2",
-            "--segment", "2048", "--adversarial-start", "2", "--layout", "v2", "--channels", "16", "--log-every", "1", "--val-clips", "1"]  # fmt: skip
+            "--segment", "2048", "--adversarial-start", "2", "--layout", "v2", "--channels", "16", "--log-every", "1", "--val-clips", "1",
+            "--lr", "1e-4", "--sc-weight", "0"]  # fmt: skip
     assert main(args) == 0
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert [e["step"] for e in log if "G_loss" in e] == [1, 2, 3, 4, 5]
+    losses = [e for e in log if "G_loss" in e]
+    assert [e["step"] for e in losses] == [1, 2, 3, 4, 5]
+    # A new --lr on resume halves (1e-4 vs 2e-4) the schedule where it stood; --sc-weight 0 drops that term.
+    assert losses[3]["lr"] == pytest.approx(losses[2]["lr"] * 0.5 * config.lr_decay)
+    assert losses[3]["G_stft_loss_sc"] == 0.0 and losses[2]["G_stft_loss_sc"] > 0
     assert read_state_step(out) == 5
     after = vocoder.load(out / "state" / "generator").render(log_mel(music(0.3)))
     assert not torch.allclose(before, after)

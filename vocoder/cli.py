@@ -13,9 +13,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=3000, help="train up to this step (default: 3000)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per step (default: 16)")
     parser.add_argument("--segment", type=int, default=8192, help="samples per window (default: 8192)")
-    parser.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate of both networks (default: 2e-4)")
+    parser.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate of both networks (default: 2e-4); "
+                        "on resume, a new value rescales the decayed schedule")
     parser.add_argument("--lr-decay", type=float, default=0.9999, help="ExponentialLR gamma per step (default: 0.9999)")
     parser.add_argument("--stft-weight", type=float, default=20.0, help="weight of the multi-resolution STFT loss; 0: off (default: 20)")
+    parser.add_argument("--sc-weight", type=float, default=1.0, help="share of spectral convergence in the STFT loss; 0: log magnitude only (default: 1)")
     parser.add_argument("--adversarial-start", type=int, default=0, help="step from which the discriminators train (default: 0)")
     parser.add_argument("--layout", choices=("v2", "v3"), default="v3", help="HiFi-GAN layout (default: v3, the fastest on a CPU)")
     parser.add_argument("--channels", type=int, default=128, help="generator's upsample_initial_channel (default: 128)")
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     config = TrainConfig(
         corpus=args.corpus, out=args.out, steps=args.steps, batch_size=args.batch_size, segment=args.segment,
-        lr=args.lr, lr_decay=args.lr_decay, stft_weight=args.stft_weight, adversarial_start=args.adversarial_start,
+        lr=args.lr, lr_decay=args.lr_decay, stft_weight=args.stft_weight, sc_weight=args.sc_weight, adversarial_start=args.adversarial_start,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, val_clips=args.val_clips, seed=args.seed,
         cpu=args.cpu, export=args.export, command="moodmusic " + shlex.join(sys.argv[1:]),
         generator=VocoderConfig.preset(args.layout, args.channels),

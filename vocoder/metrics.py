@@ -66,17 +66,23 @@ class MultiResolutionSTFTLoss(torch.nn.Module):
 
     Full band by default: above 8 kHz the mel says nothing, but without a reconstruction term
     there the generator is free to fill it with upsampling artefacts.
+
+    `sc_weight` scales the spectral-convergence term (returned already weighted). Without a
+    discriminator it is harmful at full weight: while the generator cannot yet place a tone's fine
+    structure, ||Y - aY'|| is smallest for a well below 1, so it learns to render everything too quiet
+    (measured: 8-16 dB low between 200 Hz and 3.4 kHz after 1,500 steps). The log-magnitude term has no
+    such pull.
     """
 
-    def __init__(self, resolutions: tuple[int, ...] = RESOLUTIONS, max_hz: float | None = None):
+    def __init__(self, resolutions: tuple[int, ...] = RESOLUTIONS, max_hz: float | None = None, sc_weight: float = 1.0):
         super().__init__()
-        self.resolutions, self.max_hz = resolutions, max_hz
+        self.resolutions, self.max_hz, self.sc_weight = resolutions, max_hz, sc_weight
 
     def forward(self, y_hat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pairs = [stft_distance(y_hat, y, n_fft, self.max_hz) for n_fft in self.resolutions]
         mag = torch.stack([m.mean() for _, m in pairs]).mean()
         sc = torch.stack([s.mean() for s, _ in pairs]).mean()
-        return mag, sc
+        return mag, self.sc_weight * sc
 
 
 class MelL1Loss(torch.nn.Module):

@@ -60,6 +60,7 @@ class TrainConfig:
     lr_decay: float = 0.9999  # ExponentialLR gamma, per step
     mel_weight: float = 45.0
     stft_weight: float = 20.0  # 0 turns the multi-resolution STFT loss off
+    sc_weight: float = 1.0  # its spectral-convergence share (vocoder/metrics.py says why 0 can be better)
     adversarial_weight: float = 1.0
     feature_weight: float = 10.0
     adversarial_start: int = 0  # step from which the discriminators train and the GAN losses count
@@ -157,8 +158,8 @@ def read_state_step(out: str | Path) -> int | None:
     return json.loads(path.read_text())["step"] if path.exists() else None
 
 
-def _load_state(out: Path, config: TrainConfig, generator, discriminator) -> tuple[int, dict]:
-    """Weights now (before accelerate places the models); optimizer states for after."""
+def _load_state(out: Path, config: TrainConfig, generator, discriminator) -> tuple[int, dict, float]:
+    """Weights now (before accelerate places the models); optimizer states and the run's lr for after."""
     state = out / STATE
     saved = _config_from_dict(json.loads((state / "trainer.json").read_text())["config"])
     if saved.generator != config.generator or saved.discriminator != config.discriminator:
@@ -166,7 +167,7 @@ def _load_state(out: Path, config: TrainConfig, generator, discriminator) -> tup
     checkpoints.load_weights(generator, state / "generator")
     checkpoints.load_weights(discriminator, state / "discriminator")
     optimizer_states = torch.load(state / "optimizers.pt", map_location="cpu", weights_only=True)
-    return read_state_step(out), optimizer_states
+    return read_state_step(out), optimizer_states, saved.lr
 
 
 def _log(out: Path, entry: dict) -> None:
@@ -217,9 +218,9 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, float]:
     discriminator = Discriminator(config.discriminator)
     opt_g = torch.optim.AdamW(generator.parameters(), config.lr, betas=config.betas)
     opt_d = torch.optim.AdamW(discriminator.parameters(), config.lr, betas=config.betas)
-    step, optimizer_states = 0, None
+    step, optimizer_states, resumed_lr = 0, None, config.lr
     if read_state_step(out) is not None:
-        step, optimizer_states = _load_state(out, config, generator, discriminator)
+        step, optimizer_states, resumed_lr = _load_state(out, config, generator, discriminator)
         accelerator.print(f"resuming {out} from step {step} (of {config.steps})")
         if accelerator.is_main_process:
             _truncate_log(out, step)
@@ -230,9 +231,15 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, float]:
     if optimizer_states is not None:
         for name, part in optimizers.items():
             part.load_state_dict(optimizer_states[name])
+        if resumed_lr != config.lr:  # a new --lr on resume rescales the schedule where it stands
+            for optimizer, scheduler in ((opt_g, sched_g), (opt_d, sched_d)):
+                for group in optimizer.param_groups:
+                    group["lr"] *= config.lr / resumed_lr
+                scheduler.base_lrs = [config.lr] * len(scheduler.base_lrs)
+            accelerator.print(f"learning rate rescaled by {config.lr / resumed_lr:g} (--lr {config.lr:g}, the run had {resumed_lr:g})")
 
     generator_loss = GeneratorLoss(
-        stft_loss=MultiResolutionSTFTLoss() if config.stft_weight else None, stft_loss_weight=config.stft_weight,
+        stft_loss=MultiResolutionSTFTLoss(sc_weight=config.sc_weight) if config.stft_weight else None, stft_loss_weight=config.stft_weight,
         mseg_loss=MSEGLoss(), mseg_loss_weight=config.adversarial_weight,
         feat_match_loss=MelganFeatureLoss(), feat_match_loss_weight=config.feature_weight,
         l1_spec_loss=MelL1Loss(), l1_spec_loss_weight=config.mel_weight,

@@ -1,0 +1,23 @@
+"""The `moodmusic` command line: every job has a subcommand, and a group alone runs its default."""
+
+import pytest
+
+from moodmusic.cli import COMMANDS, build_parser, with_default_subcommand
+
+
+def test_every_command_parses_its_help(capsys):
+    parser = build_parser()
+    for path, _, _ in COMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([*path, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage: moodmusic " + " ".join(path) in capsys.readouterr().out
+
+
+def test_a_group_alone_runs_its_default_subcommand():
+    assert with_default_subcommand(["evaluate", "--quick"]) == ["evaluate", "chain", "--quick"]
+    assert with_default_subcommand(["bench"]) == ["bench", "all"]
+    assert with_default_subcommand(["evaluate", "vocoder", "--clips", "4"]) == ["evaluate", "vocoder", "--clips", "4"]
+    assert with_default_subcommand(["evaluate", "--help"]) == ["evaluate", "--help"]  # the group's own help
+    args = build_parser().parse_args(with_default_subcommand(["evaluate", "--quick"]))
+    assert args._module == "evaluation.closed_loop" and args.quick
