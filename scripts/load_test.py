@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -86,8 +85,7 @@ def start_server(args, scratch: Path) -> tuple[subprocess.Popen, str]:
                "--workers", str(args.workers), "--narrator", "template"]  # fmt: skip
     if checkpoints:
         command += ["--checkpoints", checkpoints]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(scratch / "server.log", "w"))
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(scratch / "server.log", "w"))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

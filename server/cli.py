@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocoder", help="'griffinlim' or a HiFi-GAN folder instead of the checkpoints' vocoder")
     parser.add_argument("--narrator", help="template | openai | llama-cpp (default template; MOODMUSIC_NARRATOR, MOODMUSIC_LLM_*)")
     parser.add_argument("--workers", type=int, help="inference threads (default 2; MOODMUSIC_WORKERS)")
+    parser.add_argument("--torch-threads", type=int, help="torch threads; 0: cores / workers, so workers do not "
+                        "oversubscribe the cores (default 0; MOODMUSIC_TORCH_THREADS)")
     parser.add_argument("--queue", type=int, help="requests that may wait for a worker before 503 (default 16; MOODMUSIC_QUEUE)")
     parser.add_argument("--deadline", type=float, help="seconds a request may take, waiting included (default 60; MOODMUSIC_DEADLINE)")
     parser.add_argument("--upload-limit-mb", type=float, help="largest upload to /v1/analyze (default 50; MOODMUSIC_UPLOAD_LIMIT_MB)")

@@ -80,7 +80,7 @@ async def produce(services: Services, kind: str, key_parts: dict[str, Any], body
                                   clip_meta(clip, clip_id, kind, request), replace=stored is not None)  # fmt: skip
         return kept.meta, kept.id != clip_id  # an identical request that raced this one stored first
 
-    meta, cached = await services.pool.run(job, services.settings.deadline_s)
+    meta, cached = await services.pool.run(job, services.settings.deadline_s, kind=kind, units=body.duration)
     return schemas.ClipResponse(**meta, cached=cached)
 
 
@@ -168,7 +168,7 @@ async def analyze(
             timings={"decode": round(decoded, 4), **{k: round(v, 4) for k, v in timings.items()}}, versions=services.pipeline.versions,
         )  # fmt: skip
 
-    return await services.pool.run(job, services.settings.deadline_s)
+    return await services.pool.run(job, services.settings.deadline_s, kind="analyze", units=len(data) / 1e6)
 
 
 @v1.get("/moods", response_model=schemas.MoodsResponse, summary="the named moods and their points")
@@ -187,7 +187,7 @@ async def evaluate(body: schemas.EvaluateRequest, services: ServicesDep) -> dict
         grid=body.grid, seeds=body.seeds, seconds=body.duration, first_seed=body.first_seed,
         corpus="data/corpus" if body.real_references else None, real_clips=16, progress=False,
     )  # fmt: skip
-    return await services.pool.run(lambda: evaluate_grid(services.pipeline, config), services.settings.deadline_s)
+    return await services.pool.run(lambda: evaluate_grid(services.pipeline, config), services.settings.deadline_s, kind="evaluate")
 
 
 # --- operations: no key, no rate limit (probes and scrapers) ------------------------------------

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 
+import torch
 from starlette.requests import HTTPConnection
 
 from moodmusic.pipeline import Pipeline, load_pipeline
@@ -51,6 +53,11 @@ def configured_narrator(settings: Settings):
 
 def start(settings: Settings, metrics: Metrics, pipeline: Pipeline | None = None) -> Services:
     """Load the models (unless given), warm them up, open the store and start the pool. Blocking."""
+    # Each worker runs torch ops with its own intra-op threads; more threads than cores in all makes
+    # every request slower (they spin against each other), so the cores are divided among the workers.
+    threads = settings.torch_threads or max(1, (os.cpu_count() or 1) // settings.workers)
+    torch.set_num_threads(threads)
+    log.info("%d workers x %d torch threads", settings.workers, threads)
     if pipeline is None:
         log.info("loading models from %s", settings.checkpoints or "the shipped checkpoints")
         pipeline = load_pipeline(settings.checkpoints, vocoder=settings.vocoder, narrator=configured_narrator(settings))

@@ -37,6 +37,7 @@ class Settings:
     vocoder: str | None = None
     narrator: str | None = None  # None: whatever narrator/ reads from the environment
     workers: int = 2
+    torch_threads: int = 0  # per process; 0: the cores divided among the workers (two workers on two cores: one each)
     queue_size: int = 16
     deadline_s: float = 60.0
     upload_limit_bytes: int = 50 * MB
@@ -55,6 +56,7 @@ class Settings:
         checks = {
             "port": 0 <= self.port <= 65535,
             "workers": self.workers >= 1,
+            "torch_threads": self.torch_threads >= 0,
             "queue_size": self.queue_size >= 0,
             "deadline_s": self.deadline_s > 0,
             "upload_limit_bytes": self.upload_limit_bytes > 0,
@@ -100,6 +102,7 @@ class Settings:
         values = {
             "host": get("HOST"), "port": number("PORT", int), "checkpoints": get("CHECKPOINTS"),
             "vocoder": get("VOCODER"), "narrator": get("NARRATOR"), "workers": number("WORKERS", int),
+            "torch_threads": number("TORCH_THREADS", int),
             "queue_size": number("QUEUE", int), "deadline_s": number("DEADLINE"),
             "upload_limit_bytes": megabytes("UPLOAD_LIMIT_MB"), "analyze_max_seconds": number("ANALYZE_MAX_SECONDS"),
             "store_dir": get("STORE"), "store_cap_bytes": megabytes("STORE_CAP_MB"), "api_keys": listing("API_KEYS"),
@@ -112,7 +115,8 @@ class Settings:
         """Flags win over the environment; a flag left unset keeps the environment's (or default) value."""
         changes = {
             "host": args.host, "port": args.port, "checkpoints": args.checkpoints, "vocoder": args.vocoder,
-            "narrator": args.narrator, "workers": args.workers, "queue_size": args.queue, "deadline_s": args.deadline,
+            "narrator": args.narrator, "workers": args.workers, "torch_threads": args.torch_threads,
+            "queue_size": args.queue, "deadline_s": args.deadline,
             "upload_limit_bytes": None if args.upload_limit_mb is None else int(args.upload_limit_mb * MB),
             "store_dir": args.store, "store_cap_bytes": None if args.store_cap_mb is None else int(args.store_cap_mb * MB),
             "api_keys": tuple(args.api_key) if args.api_key else None,

@@ -246,6 +246,7 @@ def markdown(r: dict, command: str, training: dict | None) -> str:
 
 The vocoder turns every mel (CONVENTIONS 2) into sound: speechbrain's `HifiganGenerator`
 ({v['parameters'] / 1e6:.2f} M parameters, upsample_initial_channel {v['config']['upsample_initial_channel']},
+resblock type {v['config']['resblock_type']}, upsampling {'-'.join(str(f) for f in v['config']['upsample_factors'])},
 `{v['name']}` version `{v['version']}`), with Griffin-Lim as the fallback that needs no weights.
 {trained}
 Measured with:
