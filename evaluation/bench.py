@@ -38,6 +38,7 @@ import numpy as np
 from moodmusic.mel import FRAMES_PER_SECOND, SAMPLE_RATE
 
 LOAD_TEST_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "load_test.py"
+STREAM_TEST_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "stream_load.py"
 # (section, key, comparison, threshold, unit, wording): the speed targets of issues 3, 4, 6, 7 and 9.
 TARGETS = (
     ("generator", "median_s", "<=", 0.3, "s", "generator: mel of a 10 s clip <= 0.3 s"),
@@ -54,6 +55,8 @@ TARGETS = (
     ("server_load", "analyze_p50_s", "<=", 1.0, "s", "server: POST /v1/analyze 60 s file, p50 at concurrency 4 <= 1 s"),
     ("server_alone", "clip_p50_s", "<=", 1.5, "s", "server: POST /v1/clips 10 s, verify + narrate, p50 one request at a time <= 1.5 s"),
     ("server_alone", "analyze_p50_s", "<=", 1.0, "s", "server: POST /v1/analyze 60 s file, p50 one request at a time <= 1 s"),
+    ("server_streams", "min_lead_s", ">=", 0.0, "s", "server: 4 WS /v1/stream streams x 60 s, every chunk ahead of playback"),
+    ("server_streams", "rss_growth_mb", "<=", 50.0, "MB", "server: RSS during the streams flat (last 10 s vs first 10 s)"),
 )
 # The issue's load figure (concurrency 4) and the same requests one at a time: on 2 cores, four
 # concurrent requests queue behind each other, so both are shown.
@@ -205,35 +208,40 @@ def bench_loops(pipeline, config: BenchConfig) -> dict:
     }  # fmt: skip
 
 
-def run_load_test(args: str, checkpoints: str | None = None) -> dict:
-    """scripts/load_test.py (the server under a bounded loopback load): its summary, read from its --json file."""
+def run_load_test(args: str, checkpoints: str | None = None, script: Path = LOAD_TEST_SCRIPT) -> dict:
+    """scripts/load_test.py (the server under a bounded loopback load) or scripts/stream_load.py (live
+    streams through the server): its summary, read from its --json file."""
     import shlex
 
-    if not LOAD_TEST_SCRIPT.exists():
-        return {"available": False, "reason": f"{LOAD_TEST_SCRIPT} does not exist"}
+    if not script.exists():
+        return {"available": False, "reason": f"{script} does not exist"}
     extra = shlex.split(args)
     if checkpoints and not {"--url", "--tiny", "--checkpoints"} & set(extra):
         extra += ["--checkpoints", checkpoints]  # load the same models the other figures measured
     with tempfile.TemporaryDirectory() as folder:
         summary_path = Path(folder) / "load.json"
-        command = [sys.executable, str(LOAD_TEST_SCRIPT), *extra, "--json", str(summary_path)]
+        command = [sys.executable, str(script), *extra, "--json", str(summary_path)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
-        output: dict[str, Any] = {"available": True, "command": shlex.join(["scripts/load_test.py", *extra]), "returncode": result.returncode}
+        output: dict[str, Any] = {"available": True, "command": shlex.join([f"scripts/{script.name}", *extra]), "returncode": result.returncode}
         if summary_path.exists():
             output["summary"] = {k: v for k, v in json.loads(summary_path.read_text()).items() if k != "results"}  # not every request
             for route in ("clip", "analyze"):  # flat keys for the acceptance table
                 output[f"{route}_p50_s"] = output["summary"].get("routes", {}).get(route, {}).get("p50_s")
+            if script == STREAM_TEST_SCRIPT:
+                rss = output["summary"]["server_rss_mb"]
+                output["min_lead_s"] = output["summary"]["min_lead_s"]
+                output["rss_growth_mb"] = None if rss["first"] is None or rss["last"] is None else rss["last"] - rss["first"]
         else:
             output["stdout_tail"], output["stderr_tail"] = result.stdout[-4000:], result.stderr[-4000:]
     return output
 
 
-def load_test_markdown(summary: dict) -> str:
+def load_test_markdown(summary: dict, script: Path = LOAD_TEST_SCRIPT) -> str:
     """The load script's own table (one way to show its figures), or its JSON if the script cannot be imported."""
     import importlib.util
 
     try:
-        spec = importlib.util.spec_from_file_location("load_test", LOAD_TEST_SCRIPT)
+        spec = importlib.util.spec_from_file_location(script.stem, script)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module.markdown(summary)
@@ -295,6 +303,8 @@ def bench(pipeline, config: BenchConfig, progress: Callable[[str], None] = lambd
         results["server_load"] = run_load_test(config.load_test_args, checkpoints)
         if not config.load_test_args:
             results["server_alone"] = run_load_test(SEQUENTIAL_LOAD_ARGS, checkpoints)
+        progress("server streams")
+        results["server_streams"] = run_load_test(f"--streams {config.streams} --seconds {config.stream_seconds:g}", checkpoints, STREAM_TEST_SCRIPT)
     else:
         results["server_load"] = {"available": False, "reason": "not run (pass --load-test)"}
     results["acceptance"] = acceptance(results, config)
@@ -393,14 +403,14 @@ def markdown(results: dict, command: str) -> str:
         "## Server under load",
         "",
     ]
-    for key in ("server_load", "server_alone"):
+    for key, script in (("server_load", LOAD_TEST_SCRIPT), ("server_alone", LOAD_TEST_SCRIPT), ("server_streams", STREAM_TEST_SCRIPT)):
         load = results.get(key)
         if load is None:
             continue
         if not load.get("available"):
             lines.append(f"Not measured here: {load.get('reason')}.")
         elif "summary" in load:
-            lines += [f"`{load['command']}` (exit {load['returncode']}):", "", load_test_markdown(load["summary"]), ""]
+            lines += [f"`{load['command']}` (exit {load['returncode']}):", "", load_test_markdown(load["summary"], script), ""]
         else:
             lines += [f"`{load['command']}` failed (exit {load['returncode']}):", "", "```", load["stderr_tail"] or load["stdout_tail"], "```", ""]
     lines += ["", "All figures: `benchmarks.json`.", ""]

@@ -210,7 +210,7 @@ def test_bench_quick(pipeline, tmp_path):
     streaming = results["streaming"]
     assert streaming["time_to_first_audio_s"] > 0 and streaming["min_lead_s"] is not None
     assert results["server_load"]["available"] is False
-    assert len(results["acceptance"]) == 14
+    assert len(results["acceptance"]) == 16
     assert results["acceptance"]["server_load.clip_p50_s"]["met"] is None  # not measured without --load-test
     loops = results["loops"]
     assert loops["loops"] == 8 and 0 <= loops["jump_pass_rate"] <= 1 and 0 <= loops["rms_pass_rate"] <= 1
