@@ -60,7 +60,7 @@ TARGETS = (
 )
 # The load figure (concurrency 4) and the same requests one at a time: on 2 cores, four
 # concurrent requests queue behind each other, so both are shown.
-SEQUENTIAL_LOAD_ARGS = "--requests 60 --concurrency 1"
+SEQUENTIAL_LOAD_ARGS = "--requests 100 --concurrency 1"  # the script compares memory over the first and last 50
 
 
 @dataclass(frozen=True)
