@@ -143,14 +143,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import datetime
-    import shlex
-    import sys
 
     import torch
 
     import classifier as classifier_stage
     from evaluation.plots import plot_confusion, plot_scatter
     from moodmusic.checkpoints import parameter_count
+    from moodmusic.cli import command_line
 
     torch.set_num_threads(2)
     out = Path(args.out)
@@ -178,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_speed:
         report["speed"] = benchmark(model)
     (out / "classifier_eval.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_report(report, out, "moodmusic " + shlex.join(sys.argv[1:]))
+    write_report(report, out, command_line(args))
     print(json.dumps({k: v for k, v in report.items() if k not in ("test", "cross_timbre")} | {
         "test": {k: v for k, v in test.items() if k != "confusion"},
         "cross_timbre": {n: {k: v for k, v in m.items() if k != "confusion"} for n, m in report["cross_timbre"].items()},

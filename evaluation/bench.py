@@ -433,8 +433,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import shlex
-
+    from moodmusic.cli import command_line
     from moodmusic.pipeline import load_pipeline
 
     chosen = {"repeats": args.repeats, "seconds": args.seconds, "stream_seconds": args.stream_seconds, "streams": args.streams,
@@ -444,7 +443,7 @@ def run(args: argparse.Namespace) -> int:
     results = bench(pipeline, config, progress=lambda stage: print(f"bench: {stage}", file=sys.stderr, flush=True), checkpoints=args.checkpoints)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = "moodmusic " + shlex.join(sys.argv[1:])
+    command = command_line(args)
     results["command"] = command
     (out / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "benchmarks.md").write_text(markdown(results, command))

@@ -682,11 +682,9 @@ def config_from_args(args: argparse.Namespace) -> ClosedLoopConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    import shlex
-    import sys
-
     import torch
 
+    from moodmusic.cli import command_line
     from moodmusic.pipeline import load_pipeline
 
     torch.set_num_threads(args.threads)
@@ -694,7 +692,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or (QUICK_OUT if args.quick else "docs"))
     pipeline = load_pipeline(args.checkpoints, vocoder=args.vocoder)
     report, artifacts = _run(pipeline, config)
-    write_report(report, artifacts, out, "moodmusic " + shlex.join(sys.argv[1:]))
+    write_report(report, artifacts, out, command_line(args))
     for key, row in report["acceptance"].items():
         print(f"{key}: {row['measured']} (met: {row['met']})")
     print(f"wrote {out / 'evaluation.md'} in {report['timings']['total_s']:.0f} s")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 
 # (command path, module that defines `add_arguments(parser)` and `run(args)`, help)
@@ -62,8 +63,16 @@ def with_default_subcommand(argv: list[str]) -> list[str]:
     return argv
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The command as given (`moodmusic ...`), for reports and manifests; also right when main() is
+    called with its own argv (tests, scripts), where sys.argv is somebody else's."""
+    return getattr(args, "command_line", None) or "moodmusic " + shlex.join(sys.argv[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(with_default_subcommand(list(sys.argv[1:] if argv is None else argv)))
+    argv = with_default_subcommand(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(argv)
+    args.command_line = "moodmusic " + shlex.join(argv)
     module = importlib.import_module(args._module)
     return int(module.run(args) or 0)
 

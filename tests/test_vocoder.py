@@ -234,6 +234,11 @@ def test_training_writes_a_resumable_state_exports_and_resumes(tiny_corpus, tmp_
     assert read_state_step(out) == 5
     after = vocoder.load(out / "state" / "generator").render(log_mel(music(0.3)))
     assert not torch.allclose(before, after)
+    # --export-only writes the saved state out as the shipped vocoder; the manifest names both commands.
+    assert main([*args[:args.index("--steps")], "--layout", "v2", "--channels", "16", "--export-only"]) == 0
+    assert read_state_step(out) == 5 and torch.allclose(vocoder.load().render(log_mel(music(0.3))), after)
+    command = checkpoints.read_manifest()["vocoder"]["command"]
+    assert command.startswith("from step 0: ") and "; then from step 3: moodmusic train vocoder" in command and "--sc-weight 0" in command
     # Another generator size cannot resume this run.
     with pytest.raises(CheckpointError, match="other model sizes"):
         train(TrainConfig(corpus=str(tiny_corpus), out=str(out), steps=6, batch_size=2, segment=2048), progress=False)

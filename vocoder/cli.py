@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "use 1 when other jobs share the cores: oversubscribed threads run many times slower")
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even where a GPU is found")
     parser.add_argument("--export", action="store_true", help="write checkpoints/vocoder/ and its manifest entry at each checkpoint")
+    parser.add_argument("--export-only", action="store_true", help="write checkpoints/vocoder/ from the run's saved state and stop (no training)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from moodmusic.cli import command_line
+
     import torch
 
     from vocoder.model import VocoderConfig
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         corpus=args.corpus, out=args.out, steps=args.steps, batch_size=args.batch_size, segment=args.segment,
         lr=args.lr, lr_decay=args.lr_decay, stft_weight=args.stft_weight, sc_weight=args.sc_weight, adversarial_start=args.adversarial_start,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, val_clips=args.val_clips, seed=args.seed,
-        cpu=args.cpu, export=args.export, command="moodmusic " + shlex.join(sys.argv[1:]),
+        cpu=args.cpu, export=args.export, export_only=args.export_only, command=command_line(args),
         generator=VocoderConfig.preset(args.layout, args.channels),
     )  # fmt: skip
     scores = train(config)

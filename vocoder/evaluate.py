@@ -18,8 +18,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -302,10 +300,11 @@ All numbers are in `docs/vocoder_eval.json`.
 
 def run(args: argparse.Namespace) -> int:
     from moodmusic import checkpoints
+    from moodmusic.cli import command_line
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = "moodmusic " + shlex.join(sys.argv[1:])
+    command = command_line(args)
     results, spectrograms = evaluate(args.corpus, args.clips, args.vocoder, args.seconds, args.chunk_seconds, args.threads)
     training = checkpoints.read_manifest().get("vocoder") if args.vocoder is None else None
     write_report(results, spectrograms, out, command, training)

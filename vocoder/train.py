@@ -16,7 +16,8 @@ Layout of `out/`:
     state/generator/       model.safetensors + config.json (loadable: vocoder.load("<out>/state/generator"))
     state/discriminator/   model.safetensors + config.json
     state/optimizers.pt    optimizer and scheduler state dicts (tensors and numbers; read with weights_only=True)
-    state/trainer.json     the step reached and the training config
+    state/trainer.json     the step reached, the training config, and the history of commands that
+                           trained it (each with the step it started from; the manifest records them all)
     log.jsonl              one line per log step (losses, lr, seconds per step) and per validation
 A run whose `out/state/` exists resumes from it; the state is swapped in whole, so an interrupted
 save leaves the previous one intact.
@@ -70,6 +71,7 @@ class TrainConfig:
     seed: int = 0
     cpu: bool = False  # force the CPU even where accelerate finds a GPU
     export: bool = False  # also write checkpoints/vocoder/ + the manifest entry at each checkpoint
+    export_only: bool = False  # write checkpoints/vocoder/ from the run's saved state, without training
     command: str = ""  # the command line, for the manifest
     generator: VocoderConfig = field(default_factory=VocoderConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
@@ -137,14 +139,14 @@ def _config_from_dict(values: dict) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def save_state(out: Path, step: int, config: TrainConfig, generator, discriminator, optimizers: dict) -> None:
+def save_state(out: Path, step: int, config: TrainConfig, generator, discriminator, optimizers: dict, history: list[dict]) -> None:
     """Write the whole state to state.tmp/, then swap it in for state/."""
     tmp, final, old = out / f"{STATE}.tmp", out / STATE, out / f"{STATE}.old"
     shutil.rmtree(tmp, ignore_errors=True)
     checkpoints.save(generator, config.generator, tmp / "generator")
     checkpoints.save(discriminator, config.discriminator, tmp / "discriminator")
     torch.save({name: part.state_dict() for name, part in optimizers.items()}, tmp / "optimizers.pt")
-    (tmp / "trainer.json").write_text(json.dumps({"step": step, "config": asdict(config)}, indent=2) + "\n")
+    (tmp / "trainer.json").write_text(json.dumps({"step": step, "config": asdict(config), "history": history}, indent=2) + "\n")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
@@ -156,6 +158,12 @@ def read_state_step(out: str | Path) -> int | None:
     """The step a saved state reached, or None when there is none."""
     path = Path(out) / STATE / "trainer.json"
     return json.loads(path.read_text())["step"] if path.exists() else None
+
+
+def read_history(out: str | Path) -> list[dict]:
+    """The commands that trained a run, oldest first: [{"from_step", "command"}, ...]."""
+    path = Path(out) / STATE / "trainer.json"
+    return json.loads(path.read_text()).get("history", []) if path.exists() else []
 
 
 def _load_state(out: Path, config: TrainConfig, generator, discriminator) -> tuple[int, dict, float]:
@@ -183,14 +191,17 @@ def _truncate_log(out: Path, step: int) -> None:
         path.write_text("".join(line + "\n" for line in lines))
 
 
-def export(generator: torch.nn.Module, config: TrainConfig, step: int, metrics: dict, n_train: int) -> None:
+def export(generator: torch.nn.Module, config: TrainConfig, step: int, metrics: dict, n_train: int, history: list[dict] = ()) -> None:
     """checkpoints/vocoder/ (the generator with weight norm, as trained; load() removes it) + MANIFEST.json."""
     checkpoints.save(generator, config.generator, checkpoints.stage_dir(STAGE))
     seconds = step * config.batch_size * config.segment / SAMPLE_RATE
+    command = config.command or f"moodmusic train vocoder --corpus {config.corpus} --out {config.out} --steps {config.steps} --export"
+    if history:  # every command that trained these weights, each from the step it resumed at
+        command = " ; then ".join(f"from step {h['from_step']}: {h['command']}" for h in history)
     checkpoints.record(
         STAGE,
         model=generator,
-        command=config.command or f"moodmusic train vocoder --corpus {config.corpus} --out {config.out} --steps {config.steps} --export",
+        command=command,
         data=f"{n_train} train-split clips of {config.corpus}; random {config.segment}-sample windows, "
         f"{config.batch_size} a step ({seconds / 3600:.1f} h of audio seen by step {step})",
         metrics=metrics,
@@ -219,8 +230,18 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, float]:
     opt_g = torch.optim.AdamW(generator.parameters(), config.lr, betas=config.betas)
     opt_d = torch.optim.AdamW(discriminator.parameters(), config.lr, betas=config.betas)
     step, optimizer_states, resumed_lr = 0, None, config.lr
+    history = read_history(out)
     if read_state_step(out) is not None:
         step, optimizer_states, resumed_lr = _load_state(out, config, generator, discriminator)
+    elif config.export_only:
+        raise checkpoints.CheckpointError(f"{out / STATE} does not exist: nothing to export; train first")
+    if config.export_only:
+        scores = validate(generator, [audio.cpu() for audio in val_audio])
+        export(generator, config, step, scores, len(train_clips), history)
+        accelerator.print(f"exported {out / STATE} (step {step}) to {checkpoints.stage_dir(STAGE)}")
+        return scores
+    if not history or history[-1]["command"] != config.command:
+        history.append({"from_step": step, "command": config.command})
         accelerator.print(f"resuming {out} from step {step} (of {config.steps})")
         if accelerator.is_main_process:
             _truncate_log(out, step)
@@ -249,10 +270,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, float]:
     def checkpoint(at: int) -> dict[str, float]:
         scores = validate(accelerator.unwrap_model(generator), val_audio)
         if accelerator.is_main_process:
-            save_state(out, at, config, accelerator.unwrap_model(generator), accelerator.unwrap_model(discriminator), optimizers)
+            save_state(out, at, config, accelerator.unwrap_model(generator), accelerator.unwrap_model(discriminator), optimizers, history)
             _log(out, {"step": at, **scores})
             if config.export:
-                export(accelerator.unwrap_model(generator), config, at, scores, len(train_clips))
+                export(accelerator.unwrap_model(generator), config, at, scores, len(train_clips), history)
         return scores
 
     generator.train()
