@@ -237,7 +237,9 @@ def test_training_writes_a_resumable_state_exports_and_resumes(tiny_corpus, tmp_
     # --export-only writes the saved state out as the shipped vocoder; the manifest names both commands.
     assert main([*args[:args.index("--steps")], "--layout", "v2", "--channels", "16", "--export-only"]) == 0
     assert read_state_step(out) == 5 and torch.allclose(vocoder.load().render(log_mel(music(0.3))), after)
-    command = checkpoints.read_manifest()["vocoder"]["command"]
+    entry = checkpoints.read_manifest()["vocoder"]
+    assert entry["steps"] == 5 and "2 a step" in entry["data"]  # the run's batch size, not the CLI default's
+    command = entry["command"]
     assert command.startswith("from step 0: ") and "; then from step 3: moodmusic train vocoder" in command and "--sc-weight 0" in command
     # Another generator size cannot resume this run.
     with pytest.raises(CheckpointError, match="other model sizes"):
@@ -260,8 +262,9 @@ def test_evaluate_writes_the_report(tiny_corpus, tmp_path):
 
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason=f"no shipped vocoder at {SHIPPED}: train with `moodmusic train vocoder --export`")
-@pytest.mark.xfail(strict=True, reason="known gap: the shipped HiFi-GAN had 1,400 CPU steps and does not beat Griffin-Lim yet "
-                   "(docs/vocoder.md); strict, so this turns into a failure once it does, as a reminder to switch checkpoints/pipeline.json")
+@pytest.mark.xfail(strict=True, reason="known gap: the shipped HiFi-GAN (V3-128, 18,500 CPU steps, no adversarial phase) does not beat "
+                   "Griffin-Lim yet (docs/vocoder.md); strict, so this turns into a failure once it does, as a reminder to switch "
+                   "checkpoints/pipeline.json")
 def test_the_shipped_vocoder_beats_griffin_lim_on_a_synthesised_clip():
     shipped = vocoder.load()
     clip = music(2.0, seed=3)

@@ -236,8 +236,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, float]:
     elif config.export_only:
         raise checkpoints.CheckpointError(f"{out / STATE} does not exist: nothing to export; train first")
     if config.export_only:
+        # The manifest describes the run as it was trained (its batch size, window, ...), not this command.
+        saved = _config_from_dict(json.loads((out / STATE / "trainer.json").read_text())["config"])
         scores = validate(generator, [audio.cpu() for audio in val_audio])
-        export(generator, config, step, scores, len(train_clips), history)
+        export(generator, saved, step, scores, len(train_clips), history)
         accelerator.print(f"exported {out / STATE} (step {step}) to {checkpoints.stage_dir(STAGE)}")
         return scores
     if not history or history[-1]["command"] != config.command:
