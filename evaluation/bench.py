@@ -356,7 +356,9 @@ def markdown(results: dict, command: str) -> str:
     ]
     for row in results["acceptance"].values():
         value = row["measured"]
-        shown = "n/a" if value is None else f"{value:.2f} ms" if row["unit"] == "ms" else f"{value:.3f} s"
+        unit = row["unit"]
+        shown = ("n/a" if value is None else f"{value:.2f} ms" if unit == "ms" else f"{value:.3f} s" if unit == "s"
+                 else f"{value:+.1f} MB" if unit == "MB" else f"{100 * value:.0f}%")  # fmt: skip
         lines.append(f"| {row['target']} | {shown} | {'n/a' if row['met'] is None else 'yes' if row['met'] else '**no**'} |")
     lines += [
         "",
