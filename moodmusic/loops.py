@@ -33,11 +33,15 @@ def equal_power_loop(audio: np.ndarray, length: int, crossfade: int) -> np.ndarr
     """
     if audio.size < length + crossfade:
         raise ValueError("the audio must run `crossfade` samples past the loop's length")
-    ramp = np.linspace(0.0, 1.0, crossfade, dtype=np.float32)
-    fade_in, fade_out = np.sin(ramp * np.pi / 2), np.cos(ramp * np.pi / 2)
     looped = audio[:length].copy()
-    looped[:crossfade] = audio[:crossfade] * fade_in + audio[length : length + crossfade] * fade_out
+    looped[:crossfade] = _crossfade(audio[:crossfade], audio[length : length + crossfade], crossfade)
     return looped
+
+
+def _crossfade(head: np.ndarray, continuation: np.ndarray, crossfade: int) -> np.ndarray:
+    """The first samples of an equal-power crossfade of `crossfade` samples: `head` fades in, `continuation` out."""
+    ramp = np.linspace(0.0, 1.0, crossfade, dtype=np.float32)[: head.size]
+    return head * np.sin(ramp * np.pi / 2) + continuation * np.cos(ramp * np.pi / 2)
 
 
 def level_ramp(audio: np.ndarray, length: int, window: int, limit_db: float = 18.0) -> np.ndarray:
@@ -47,9 +51,14 @@ def level_ramp(audio: np.ndarray, length: int, window: int, limit_db: float = 18
     would be a jump in level there. The ride is capped at `limit_db`: a clip that fades to near silence is
     not boosted into noise (and its seam is reported as it is).
     """
+    return (audio * _ride_gain(audio, length, window, limit_db, 0, audio.size)).astype(np.float32)
+
+
+def _ride_gain(audio: np.ndarray, length: int, window: int, limit_db: float, start: int, stop: int) -> np.ndarray:
+    """level_ramp's gain for samples start..stop (it depends only on the position and the two windows)."""
     difference = float(np.clip(rms_db(audio[:window]) - rms_db(audio[length - window : length]), -limit_db, limit_db))
-    ramp = np.minimum(np.arange(audio.size, dtype=np.float64) / length, 1.0) * difference
-    return (audio * 10 ** (ramp / 20)).astype(np.float32)
+    ramp = np.minimum(np.arange(start, stop, dtype=np.float64) / length, 1.0) * difference
+    return 10 ** (ramp / 20)
 
 
 def close_loop(audio: np.ndarray, length: int, crossfade: int) -> np.ndarray:
@@ -70,6 +79,19 @@ def seam_metrics(audio: np.ndarray, window_seconds: float = SEAM_WINDOW_SECONDS)
     }  # fmt: skip
 
 
+def seam_difference_db(audio: np.ndarray, length: int, crossfade: int, window: int, limit_db: float = 18.0) -> float:
+    """|RMS dB| difference across the seam of `close_loop(audio, length, crossfade)`, from the samples that
+    make up its two windows only (a long loop's search would otherwise rebuild it once per candidate)."""
+    def gain(start: int, stop: int) -> np.ndarray:
+        return _ride_gain(audio, length, crossfade, limit_db, start, stop)
+
+    after = audio[:window] * gain(0, window)
+    mixed = min(window, crossfade)
+    after[:mixed] = _crossfade(after[:mixed], audio[length : length + mixed] * gain(length, length + mixed), crossfade)
+    before = audio[length - window : length] * gain(length - window, length)
+    return abs(rms_db(before) - rms_db(after))
+
+
 def best_loop(audio: np.ndarray, length: int, crossfade: int, search: int, step: int) -> tuple[np.ndarray, int]:
     """(loop, offset): `close_loop` of `audio[offset:]` for the offset in [0, search] (multiples of
     `step`) whose seam has the smallest difference in RMS; the earliest offset wins a tie.
@@ -79,11 +101,7 @@ def best_loop(audio: np.ndarray, length: int, crossfade: int, search: int, step:
     if audio.size < search + length + crossfade:
         raise ValueError("the audio must run `search + crossfade` samples past the loop's length")
     window = min(round(SEAM_WINDOW_SECONDS * SAMPLE_RATE), length // 2)
-    best: tuple[float, int, np.ndarray] | None = None
-    for offset in range(0, search + 1, step):
-        loop = close_loop(audio[offset : offset + length + crossfade], length, crossfade)
-        difference = abs(rms_db(loop[-window:]) - rms_db(loop[:window]))
-        if best is None or difference < best[0] - 1e-6:
-            best = (difference, offset, loop)
-    assert best is not None
-    return best[2], best[1]
+    offsets = range(0, search + 1, step)
+    differences = [seam_difference_db(audio[offset : offset + length + crossfade], length, crossfade, window) for offset in offsets]
+    offset = offsets[int(np.argmin(np.round(differences, 6)))]  # argmin: the first of equal ones
+    return close_loop(audio[offset : offset + length + crossfade], length, crossfade), offset

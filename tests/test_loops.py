@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from moodmusic.loops import best_loop, close_loop, rms_db, seam_metrics
+from moodmusic.loops import best_loop, close_loop, rms_db, seam_difference_db, seam_metrics
 from moodmusic.mel import SAMPLE_RATE
 
 
@@ -38,3 +38,18 @@ def test_best_loop_keeps_the_length_and_finds_a_level_seam():
     assert metrics["seam_jump"] <= metrics["p999_jump"]
     with pytest.raises(ValueError):
         best_loop(audio[: length + crossfade], length, crossfade, search, step)
+
+
+def test_the_search_measures_the_seam_of_the_loop_it_builds():
+    audio = pulsed_tone(5.0, seed=1)
+    length, crossfade, window = 3 * SAMPLE_RATE + 777, SAMPLE_RATE // 2, SAMPLE_RATE // 2
+    for offset in (0, 3000, 9000, 15000):
+        segment = audio[offset : offset + length + crossfade]
+        loop = close_loop(segment, length, crossfade)
+        built = abs(rms_db(loop[-window:]) - rms_db(loop[:window]))
+        assert seam_difference_db(segment, length, crossfade, window) == pytest.approx(built, abs=1e-3)
+    # and with a window shorter than the crossfade
+    loop = close_loop(audio[: length + crossfade], length, crossfade)
+    short = SAMPLE_RATE // 4
+    assert seam_difference_db(audio[: length + crossfade], length, crossfade, short) == pytest.approx(
+        abs(rms_db(loop[-short:]) - rms_db(loop[:short])), abs=1e-3)
