@@ -60,6 +60,7 @@ class WorkerPool:
         self._sequence = itertools.count()
         self._seconds_per_unit: dict[str, collections.deque[float]] = {}
         self._lock = threading.Lock()
+        self._stats_lock = threading.Lock()  # the recent durations; separate, as submit() reads them holding _lock
         self._pending = 0  # accepted and not finished: queued + running
         self._running = 0
         self._durations: collections.deque[float] = collections.deque(maxlen=50)
@@ -83,15 +84,17 @@ class WorkerPool:
 
     def retry_after(self) -> int:
         """Seconds until a slot likely frees: the mean recent job time times the jobs ahead per worker."""
-        mean = sum(self._durations) / len(self._durations) if self._durations else 1.0
+        with self._stats_lock:  # a worker may be appending: iterating a deque while it changes raises
+            mean = sum(self._durations) / len(self._durations) if self._durations else 1.0
         return int(min(60, max(1, math.ceil(mean * (self.queued + 1) / self.workers))))
 
     def expected_seconds(self, kind: str, units: float) -> float:
         """How long a job of this kind and size is likely to take (recent mean of its kind; else of all jobs)."""
-        history = self._seconds_per_unit.get(kind)
-        if history:
-            return sum(history) / len(history) * units
-        return sum(self._durations) / len(self._durations) if self._durations else 0.0
+        with self._stats_lock:
+            history = self._seconds_per_unit.get(kind)
+            if history:
+                return sum(history) / len(history) * units
+            return sum(self._durations) / len(self._durations) if self._durations else 0.0
 
     # --- work -----------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -109,8 +112,9 @@ class WorkerPool:
                     future.set_exception(error)
                 finally:
                     took = time.perf_counter() - started
-                    self._durations.append(took)
-                    self._seconds_per_unit.setdefault(kind, collections.deque(maxlen=20)).append(took / max(units, 1e-6))
+                    with self._stats_lock:
+                        self._durations.append(took)
+                        self._seconds_per_unit.setdefault(kind, collections.deque(maxlen=20)).append(took / max(units, 1e-6))
                     with self._lock:
                         self._running -= 1
             with self._lock:
