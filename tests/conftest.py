@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from moodmusic.mel import SAMPLE_RATE
+
+
+def finite_numbers(value, path: str = "report") -> dict[str, float]:
+    """Every number in a JSON-like tree (a report), by its path; fails naming those that are NaN or infinite."""
+    numbers: dict[str, float] = {}
+
+    def walk(item, where: str) -> None:
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                walk(inner, f"{where}.{key}")
+        elif isinstance(item, list):
+            for index, inner in enumerate(item):
+                walk(inner, f"{where}[{index}]")
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            numbers[where] = item
+
+    walk(value, path)
+    bad = [where for where, number in numbers.items() if not math.isfinite(number)]
+    assert not bad, f"non-finite numbers: {bad[:5]}"
+    return numbers
 
 
 def tone(seconds: float = 1.0, frequency: float = 440.0, amplitude: float = 0.3, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

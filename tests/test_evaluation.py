@@ -17,20 +17,7 @@ import soundfile
 from evaluation.metrics import frechet_distance, frechet_distance_from_stats, mean_pairwise_l1, quadrant_confusion, spearman
 from moodmusic.mel import SAMPLE_RATE
 from moodmusic.mood import NAMED_MOODS
-from conftest import tone, write_tiny_corpus
-
-
-def finite_numbers(value, path="report"):
-    """Every number in a JSON-like tree, with where it is; fails on NaN or infinity."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from finite_numbers(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from finite_numbers(item, f"{path}[{index}]")
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        assert math.isfinite(value), path
-        yield path, value
+from conftest import finite_numbers, tone, write_tiny_corpus
 
 
 # ---- metrics on known answers ----------------------------------------------------------------------------
