@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from classifier.features import chroma
+from classifier.features import chroma, context_profile
 from corpus.loaders import LabelledClip
 from moodmusic.audio import load_audio
 from moodmusic.mel import LOG_FLOOR, N_MELS, log_mel
@@ -89,22 +89,26 @@ def mix(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarr
     return mel, tonal / np.maximum(tonal.max(axis=0, keepdims=True), 1e-6)
 
 
-def random_crop(example: Example, frames: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The same random window of the mel and the chroma; short examples are padded with silence."""
+def random_crop(example: Example, frames: int, rng: np.random.Generator, context_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same random window of the mel and the chroma, and the mean chroma around it (the mode
+    head's context, taken as analysis takes it); short examples are padded with silence."""
     mel, tonal = example.mel, example.chroma
     if mel.shape[1] <= frames:
         pad = frames - mel.shape[1]
-        return np.pad(mel, ((0, 0), (0, pad)), constant_values=LOG_FLOOR), np.pad(tonal, ((0, 0), (0, pad)))
-    start = rng.integers(0, mel.shape[1] - frames + 1)
-    return mel[:, start : start + frames], tonal[:, start : start + frames]
+        context = context_profile(tonal, 0, mel.shape[1], context_frames).numpy()
+        return np.pad(mel, ((0, 0), (0, pad)), constant_values=LOG_FLOOR), np.pad(tonal, ((0, 0), (0, pad))), context
+    start = int(rng.integers(0, mel.shape[1] - frames + 1))
+    context = context_profile(tonal, start, start + frames, context_frames).numpy()
+    return mel[:, start : start + frames], tonal[:, start : start + frames], context
 
 
 class CropDataset(torch.utils.data.Dataset):
     """Random window crops of the examples, augmented; one epoch visits every example once."""
 
-    def __init__(self, examples: list[Example], frames: int, augment_config: AugmentConfig | None, seed: int = 0):
+    def __init__(self, examples: list[Example], frames: int, augment_config: AugmentConfig | None, seed: int = 0, context_frames: int = 0):
         self.examples = examples
         self.frames = frames
+        self.context_frames = context_frames
         self.augment_config = augment_config
         self.seed = seed
         self.epoch = 0
@@ -116,20 +120,23 @@ class CropDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
         example = self.examples[index]
-        mel, tonal = random_crop(example, self.frames, rng)
+        mel, tonal, context = random_crop(example, self.frames, rng, self.context_frames)
         valence, arousal = example.valence, example.arousal
         config = self.augment_config
         if config is not None:
             if rng.random() < config.mix_probability and len(self.by_quadrant[example.quadrant]) > 1:
                 other = self.examples[int(rng.choice(self.by_quadrant[example.quadrant]))]
                 weight = rng.uniform(0.6, 0.9)
-                mel, tonal = mix((mel, tonal), random_crop(other, self.frames, rng), weight)
+                other_mel, other_tonal, other_context = random_crop(other, self.frames, rng, self.context_frames)
+                mel, tonal = mix((mel, tonal), (other_mel, other_tonal), weight)
+                context = weight * context + (1 - weight) * other_context
                 valence = weight * valence + (1 - weight) * other.valence
                 arousal = weight * arousal + (1 - weight) * other.arousal
             mel, tonal = augment(mel, tonal, rng, config)
         return {
             "mel": torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32)),
             "chroma": torch.from_numpy(np.ascontiguousarray(tonal, dtype=np.float32)),
+            "context": torch.from_numpy(np.ascontiguousarray(context, dtype=np.float32)),
             "valence_arousal": torch.tensor([valence, arousal], dtype=torch.float32),
             "quadrant": torch.tensor(example.quadrant),
             "has_point": torch.tensor(0.0 if example.quadrant_only else 1.0),

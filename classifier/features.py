@@ -4,6 +4,16 @@ Mode (major or minor) is the strongest valence cue, and it is a relation between
 semitone apart. The shared 80-bin mel cannot resolve that below about 1 kHz (its Slaney bins are
 67 Hz wide there, a semitone at 440 Hz is 26 Hz), so the classifier also reads a chroma from a
 4096-point STFT (5.4 Hz bins), with the mel's hop so both have the same frames (1 + N // 256).
+
+The chroma keeps only the spectral peaks of a semitone spectrogram (C2 to B7), each frame
+scaled to its loudest semitone: a plain chroma (all STFT energy folded onto 12 classes) lets the
+skirts of every partial and the drums' broadband noise spill into the neighbouring pitch classes,
+and that spill is exactly the semitone that tells major from minor. On the corpus's 8 s clips the
+Krumhansl key estimate agrees with the written mode on 80.6% of clips from the plain chroma and on
+84.1% from this one (runs of `docs/classifier.md`).
+
+Mode is also a property of a longer stretch than one 3 s window, so `context_profile` gives the
+classifier the mean chroma of the window and its surroundings.
 """
 
 from __future__ import annotations
@@ -17,13 +27,25 @@ from moodmusic.mel import HOP_LENGTH, SAMPLE_RATE
 
 CHROMA_N_FFT = 4096
 N_CHROMA = 12
+LOWEST_MIDI, HIGHEST_MIDI = 36, 107  # C2 .. B7: six octaves, C first so pitch index % 12 is the pitch class
+PEAK_THRESHOLD = 0.05  # of the frame's loudest semitone (energy): 13 dB down; quieter peaks are noise here
 
 
 @lru_cache(maxsize=1)
-def _filterbank() -> torch.Tensor:
-    import librosa
-
-    return torch.from_numpy(librosa.filters.chroma(sr=SAMPLE_RATE, n_fft=CHROMA_N_FFT, n_chroma=N_CHROMA))
+def _semitone_filterbank() -> tuple[torch.Tensor, slice]:
+    """(72, bins) and the slice of STFT bins it reads: each bin shared between its two nearest
+    semitones, linearly in log-frequency. Only the bins that some semitone uses are kept (about a
+    third of them), which makes the product three times cheaper."""
+    frequencies = np.fft.rfftfreq(CHROMA_N_FFT, 1.0 / SAMPLE_RATE)
+    with np.errstate(divide="ignore"):
+        midi = 69 + 12 * np.log2(np.maximum(frequencies, 1e-3) / 440.0)
+    pitches = np.arange(LOWEST_MIDI, HIGHEST_MIDI + 1)
+    weights = np.maximum(0.0, 1.0 - np.abs(midi[None, :] - pitches[:, None]))
+    weights[:, 0] = 0.0
+    weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-6)  # low semitones own fewer bins
+    used = np.flatnonzero(weights.any(axis=0))
+    bins = slice(int(used[0]), int(used[-1]) + 1)
+    return torch.from_numpy(weights[:, bins].astype(np.float32)), bins
 
 
 @lru_cache(maxsize=1)
@@ -32,7 +54,7 @@ def _window() -> torch.Tensor:
 
 
 def chroma(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """(..., samples) at 22,050 Hz -> (..., 12, 1 + samples // 256), each frame scaled to max 1.
+    """(..., samples) at 22,050 Hz -> (..., 12, 1 + samples // 256), each frame scaled to max <= 1.
 
     Scaling per frame keeps loudness out of this input (the mel carries it); frames of near
     silence stay near zero instead of being blown up to noise.
@@ -42,10 +64,28 @@ def chroma(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
     flat = audio.reshape(-1, shape[-1])
     if flat.shape[-1] < CHROMA_N_FFT // 2 + 1:  # reflect padding needs at least half a window
         flat = torch.nn.functional.pad(flat, (0, CHROMA_N_FFT // 2 + 1 - flat.shape[-1]))
-    spectrum = torch.stft(flat, CHROMA_N_FFT, HOP_LENGTH, window=_window(), center=True, return_complex=True).abs() ** 2
-    energy = torch.einsum("cf,bft->bct", _filterbank(), spectrum)
-    energy = energy[..., : 1 + shape[-1] // HOP_LENGTH]
-    peak = energy.amax(dim=1, keepdim=True)
-    floor = 1e-6 * energy.amax(dim=(1, 2), keepdim=True) + 1e-10
-    scaled = energy / torch.maximum(peak, floor)
-    return scaled.reshape(*shape[:-1], N_CHROMA, scaled.shape[-1])
+    filterbank, bins = _semitone_filterbank()
+    spectrum = torch.stft(flat, CHROMA_N_FFT, HOP_LENGTH, window=_window(), center=True, return_complex=True)[:, bins].abs() ** 2
+    semitones = torch.einsum("pf,bft->bpt", filterbank, spectrum)[..., : 1 + shape[-1] // HOP_LENGTH]
+    loudest = semitones.amax(dim=1, keepdim=True)
+    floor = 1e-6 * semitones.amax(dim=(1, 2), keepdim=True) + 1e-10
+    scaled = semitones / torch.maximum(loudest, floor)
+    below = torch.nn.functional.pad(scaled, (0, 0, 1, 0))[:, :-1]
+    above = torch.nn.functional.pad(scaled, (0, 0, 0, 1))[:, 1:]
+    peaks = scaled * ((scaled >= below) & (scaled >= above) & (scaled > PEAK_THRESHOLD))
+    folded = peaks.reshape(peaks.shape[0], -1, N_CHROMA, peaks.shape[-1]).sum(dim=1)  # octaves onto pitch classes
+    folded = folded / folded.amax(dim=1, keepdim=True).clamp_min(1.0)
+    return folded.reshape(*shape[:-1], N_CHROMA, folded.shape[-1])
+
+
+def context_profile(tonal: torch.Tensor | np.ndarray, start: int, end: int, context_frames: int) -> torch.Tensor:
+    """Mean chroma (12,) of frames [start - context_frames, end + context_frames) of a (12, T) chroma.
+
+    Training crops and analysis windows both take their tonal context through this function,
+    so the model always sees the same span around a window.
+    """
+    tonal = torch.as_tensor(tonal, dtype=torch.float32)
+    first, last = max(0, start - context_frames), min(tonal.shape[-1], end + context_frames)
+    if last <= first:
+        return torch.zeros(N_CHROMA)
+    return tonal[:, first:last].mean(dim=-1)

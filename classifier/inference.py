@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from classifier.analysis import Analysis, MoodReading, TimelineWindow
-from classifier.features import chroma
+from classifier.features import chroma, context_profile
 from classifier.model import ClassifierConfig, MoodCRNN
 from moodmusic import checkpoints
 from moodmusic.audio import AudioDecodeError, load_audio
@@ -71,7 +71,8 @@ def read_windows(model: MoodCRNN, mel: torch.Tensor, tonal: torch.Tensor, window
         spans = list(zip(starts[first : first + WINDOW_BATCH], ends[first : first + WINDOW_BATCH]))
         mels = torch.stack([pad_frames(mel[:, s:e], MIN_FRAMES) for s, e in spans])
         chromas = torch.stack([pad_frames(tonal[:, s:e], MIN_FRAMES, value=0.0) for s, e in spans])
-        outputs.append(model(mels, chromas))
+        contexts = torch.stack([context_profile(tonal, s, e, model.context_frames) for s, e in spans])
+        outputs.append(model(mels, chromas, contexts))
     return WindowOutputs(
         starts=starts,
         ends=ends,

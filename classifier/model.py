@@ -7,7 +7,9 @@ embedding per window, and two heads read it: (valence, arousal) in [-1, 1] and q
 A small second branch reads the chroma (classifier/features.py) for the mode: convolutions that
 wrap around the 12 pitch classes, then a maximum over the 12 rotations, so what it finds (a
 major or a minor third above a strong pitch, say) does not depend on the key. Its features join
-the mel branch's at each GRU step.
+the mel branch's at each GRU step. A mode head (`ModeHead`) reads the mean chroma of the window
+and its surroundings (mode is a property of a longer stretch than 3 s) and gives a major-vs-minor
+logit, trained against the sign of valence and passed on to the embedding.
 
 The input is NOT normalised per clip: loudness is an arousal cue, so the model sees absolute
 log-mel levels, shifted and scaled by dataset constants stored in the config.
@@ -34,7 +36,8 @@ class ClassifierConfig:
     mel_std: float = 3.0
     window_frames: int = 256  # 2.97 s: the training crop and the analysis window
     chroma_channels: int = 16
-    key_profiles: int = 16
+    mode_hidden: int = 16
+    context_frames: int = 258  # 3 s each side of a window feed the mode head
 
 
 class ConvBlock(nn.Sequential):
@@ -65,32 +68,25 @@ class KeyInvariantChroma(nn.Module):
         return self.layers(wrapped).amax(dim=2)
 
 
-class KeyProfiles(nn.Module):
-    """(B, 12, T) chroma -> (B, profiles): best correlation of the mean chroma with each profile over 12 keys."""
+class ModeHead(nn.Module):
+    """(B, 12) pitch-class profile -> (B, 2) major and minor scores, the same in every key.
 
-    def __init__(self, profiles: int):
+    Each of the 12 pitch classes is tried as the tonic: the profile is rotated so that it sits
+    first, and one small network scores "major in this key" and "minor in this key" (the learned
+    counterpart of the Krumhansl key profiles). A mode's score is the log-sum-exp over tonics, so
+    the head need not name the key to hear the mode, and transposing the music changes nothing.
+    """
+
+    def __init__(self, hidden: int):
         super().__init__()
-        from moodmusic.tonality import MAJOR_PROFILE, MINOR_PROFILE
+        self.score = nn.Sequential(nn.Linear(12, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2))
+        # rotations[k, j] = (j + k) mod 12: the profile read with pitch class k as degree 0.
+        self.register_buffer("rotations", (torch.arange(12)[None, :] + torch.arange(12)[:, None]) % 12, persistent=False)
 
-        initial = torch.randn(profiles, 12) * 0.5
-        initial[0] = torch.as_tensor(MAJOR_PROFILE, dtype=torch.float32)
-        if profiles > 1:
-            initial[1] = torch.as_tensor(MINOR_PROFILE, dtype=torch.float32)
-        self.profiles = nn.Parameter(initial)
-        self.scale = nn.Parameter(torch.tensor(4.0))
-        # All 12 rotations of a pitch-class vector, as an index table: rotations[k, i] = (i - k) mod 12.
-        self.register_buffer("rotations", (torch.arange(12)[None, :] - torch.arange(12)[:, None]) % 12, persistent=False)
-
-    @staticmethod
-    def _standardise(x: torch.Tensor) -> torch.Tensor:
-        x = x - x.mean(dim=-1, keepdim=True)
-        return x / (x.norm(dim=-1, keepdim=True) + 1e-6)
-
-    def forward(self, chroma: torch.Tensor) -> torch.Tensor:
-        profile = self._standardise(chroma.mean(dim=2))  # (B, 12)
-        keys = self._standardise(self.profiles)[:, self.rotations]  # (P, 12 keys, 12 pitch classes)
-        correlations = torch.einsum("bi,pki->bpk", profile, keys)  # Pearson r per profile and key
-        return self.scale * correlations.amax(dim=2)
+    def forward(self, profile: torch.Tensor) -> torch.Tensor:
+        profile = 12 * profile / (profile.sum(dim=1, keepdim=True) + 1e-6)  # shares of the pitch classes, mean 1
+        per_key = self.score(profile[:, self.rotations])  # (B, 12 tonics, 2 modes)
+        return torch.logsumexp(per_key, dim=1)
 
 
 class MoodCRNN(nn.Module):
@@ -105,7 +101,8 @@ class MoodCRNN(nn.Module):
         mel_std: float = 3.0,
         window_frames: int = 256,
         chroma_channels: int = 16,
-        key_profiles: int = 16,
+        mode_hidden: int = 16,
+        context_frames: int = 258,
     ):
         super().__init__()
         self.register_buffer("mel_mean", torch.tensor(float(mel_mean)))
@@ -119,14 +116,17 @@ class MoodCRNN(nn.Module):
         conv_features = previous * (n_mels // self.time_reduction)
         self.chroma = KeyInvariantChroma(chroma_channels) if chroma_channels else None
         self.gru = nn.GRU(conv_features + chroma_channels, gru_hidden, batch_first=True, bidirectional=True)
-        self.key_profiles = KeyProfiles(key_profiles) if key_profiles else None
+        self.mode = ModeHead(mode_hidden) if mode_hidden else None
+        self.context_frames = context_frames  # used by the callers that cut windows (classifier.inference)
         self.attention = nn.Linear(2 * gru_hidden, 1)
-        self.embed = nn.Sequential(nn.Linear(4 * gru_hidden + key_profiles, embedding_dim), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.embed = nn.Sequential(nn.Linear(4 * gru_hidden + (2 if mode_hidden else 0), embedding_dim), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.valence_arousal = nn.Linear(embedding_dim, 2)
         self.quadrant_logits = nn.Linear(embedding_dim, 4)
 
-    def forward(self, log_mel: torch.Tensor, chroma: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """log_mel (B, 80, T), chroma (B, 12, T), T >= 16 -> valence_arousal (B, 2), quadrant_logits (B, 4), embedding (B, D)."""
+    def forward(self, log_mel: torch.Tensor, chroma: torch.Tensor | None = None, context: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """log_mel (B, 80, T), chroma (B, 12, T), T >= 16, context (B, 12) the mean chroma around the
+        window (default: the window's own) -> valence_arousal (B, 2), quadrant_logits (B, 4),
+        mode_logit (B,) (> 0: major; 0 without a mode head), embedding (B, D)."""
         x = ((log_mel - self.mel_mean) / self.mel_std).unsqueeze(1)
         x = self.conv(x)  # (B, C, F', T')
         x = x.flatten(1, 2).transpose(1, 2)  # (B, T', C * F')
@@ -140,12 +140,16 @@ class MoodCRNN(nn.Module):
         weights = torch.softmax(self.attention(sequence), dim=1)
         attended = (weights * sequence).sum(dim=1)
         pooled = [attended, sequence.amax(dim=1)]
-        if self.key_profiles is not None:
-            pooled.append(self.key_profiles(chroma))
+        mode_logit = torch.zeros(x.shape[0], device=x.device)
+        if self.mode is not None:
+            modes = self.mode(context if context is not None else chroma.mean(dim=2))
+            mode_logit = modes[:, 0] - modes[:, 1]
+            pooled.append(modes)
         pooled = torch.cat(pooled, dim=1)
         embedding = self.embed(pooled)
         return {
             "valence_arousal": torch.tanh(self.valence_arousal(embedding)),
             "quadrant_logits": self.quadrant_logits(embedding),
+            "mode_logit": mode_logit,
             "embedding": embedding,
         }

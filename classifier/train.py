@@ -27,6 +27,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     quadrant_weight: float = 0.5
+    mode_weight: float = 0.5  # the mode head's major/minor loss, against the sign of valence
     seed: int = 0
     window_frames: int = 256
     augment: bool = True
@@ -45,6 +46,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     from classifier.model import ClassifierConfig
     from corpus.loaders import load_any
     from moodmusic import checkpoints
+    from moodmusic.mood import QUADRANTS
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -62,7 +64,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     mean, std = mel_statistics(examples["train"])
     model_config = ClassifierConfig(mel_mean=mean, mel_std=std, window_frames=config.window_frames)
     model = build_model(model_config)
-    dataset = CropDataset(examples["train"], config.window_frames, AugmentConfig() if config.augment else None, config.seed)
+    dataset = CropDataset(examples["train"], config.window_frames, AugmentConfig() if config.augment else None, config.seed, model_config.context_frames)
     loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(dataset) > config.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate, total_steps=config.epochs * len(loader))
@@ -80,15 +82,20 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
 
     smooth_l1 = torch.nn.SmoothL1Loss(reduction="none", beta=0.1)
     cross_entropy = torch.nn.CrossEntropyLoss()
+    binary_cross_entropy = torch.nn.BCEWithLogitsLoss()
+    positive_valence = torch.tensor([float(mood_quadrant in ("happy", "calm")) for mood_quadrant in QUADRANTS], device=accelerator.device)
     for epoch in range(start_epoch, config.epochs):
         dataset.epoch = epoch
         model.train()
-        started, totals, batches = time.perf_counter(), {"loss": 0.0, "va": 0.0, "quadrant": 0.0}, 0
+        started, totals, batches = time.perf_counter(), {"loss": 0.0, "va": 0.0, "quadrant": 0.0, "mode": 0.0}, 0
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False):
-            outputs = model(batch["mel"], batch["chroma"])
+            outputs = model(batch["mel"], batch["chroma"], batch["context"])
             point_loss = (smooth_l1(outputs["valence_arousal"], batch["valence_arousal"]).sum(dim=1) * batch["has_point"]).mean()
             quadrant_loss = cross_entropy(outputs["quadrant_logits"], batch["quadrant"])
-            loss = point_loss + config.quadrant_weight * quadrant_loss
+            # Every label, quadrant-only ones too, tells the valence sign: major (happy, calm) or not.
+            major = positive_valence[batch["quadrant"]]
+            mode_loss = binary_cross_entropy(outputs["mode_logit"], major)
+            loss = point_loss + config.quadrant_weight * quadrant_loss + config.mode_weight * mode_loss
             optimizer.zero_grad()
             accelerator.backward(loss)
             optimizer.step()
@@ -96,6 +103,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             totals["loss"] += loss.item()
             totals["va"] += point_loss.item()
             totals["quadrant"] += quadrant_loss.item()
+            totals["mode"] += mode_loss.item()
             batches += 1
 
         network = accelerator.unwrap_model(model).eval()

@@ -63,7 +63,7 @@ def write_tiny_checkpoints(root) -> "Path":
     checkpoints.save(build_generator(g_config), g_config, root / "generator")
     v_config = VocoderConfig(upsample_initial_channel=16, resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3, 5),))
     checkpoints.save(build_vocoder(v_config), v_config, root / "vocoder")
-    c_config = ClassifierConfig(channels=[4, 4, 4, 4], gru_hidden=8, embedding_dim=16, chroma_channels=4, key_profiles=4)
+    c_config = ClassifierConfig(channels=[4, 4, 4, 4], gru_hidden=8, embedding_dim=16, chroma_channels=4, mode_hidden=4)
     checkpoints.save(build_classifier(c_config), c_config, root / "classifier")
     return root
 

@@ -29,6 +29,50 @@ def test_model_reads_any_window_length():
         assert out["valence_arousal"].abs().max() <= 1
 
 
+def _harmonic_tones(midi_pitches, seconds=1.0):
+    """Notes with six decaying harmonics each, as an instrument would play them."""
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    audio = np.zeros_like(t)
+    for pitch in midi_pitches:
+        f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+        audio += sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 7))
+    return (0.1 * audio).astype(np.float32)
+
+
+def test_chroma_finds_the_notes_of_a_chord_and_not_their_neighbours():
+    from classifier.features import chroma
+
+    profile = chroma(_harmonic_tones([60, 64, 67])).mean(dim=1)  # C major triad: C, E, G
+    assert profile.shape == (12,)
+    chord, others = profile[[0, 4, 7]], profile[[i for i in range(12) if i not in (0, 4, 7)]]
+    assert chord.min() > 0.5 and others.max() < 0.5 * chord.min()
+    # The minor third (Eb) that would turn the chord minor must stay dark, although E's partials sit beside it.
+    assert profile[3] < 0.1
+
+
+def test_mode_head_hears_the_same_mode_in_every_key():
+    from classifier.model import ModeHead
+
+    torch.manual_seed(0)
+    head = ModeHead(8).eval()
+    profile = torch.rand(1, 12)
+    every_key = torch.cat([torch.roll(profile, shift, dims=1) for shift in range(12)])
+    scores = head(every_key)
+    assert torch.allclose(scores, scores[:1].expand_as(scores), atol=1e-5)
+    assert not torch.allclose(head(torch.rand(1, 12)), scores[:1])  # it does read the profile
+
+
+def test_analysis_windows_take_their_tonal_context_around_them():
+    from classifier.features import context_profile
+
+    tonal = torch.zeros(12, 1000)
+    tonal[0, :500], tonal[7, 500:] = 1.0, 1.0
+    inside = context_profile(tonal, 0, 256, context_frames=0)
+    assert inside[0] == 1 and inside[7] == 0
+    around = context_profile(tonal, 300, 556, context_frames=258)  # frames 42..814
+    assert torch.isclose(around[0], torch.tensor(458 / 772)) and torch.isclose(around[7], torch.tensor(314 / 772))
+
+
 def test_windows_cover_the_audio_without_silence_padding():
     assert window_starts(100, 256, 256) == [0]
     assert window_starts(512, 256, 256) == [0, 256]
