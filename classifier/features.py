@@ -10,7 +10,7 @@ scaled to its loudest semitone: a plain chroma (all STFT energy folded onto 12 c
 skirts of every partial and the drums' broadband noise spill into the neighbouring pitch classes,
 and that spill is exactly the semitone that tells major from minor. On the corpus's 8 s clips the
 Krumhansl key estimate agrees with the written mode on 80.6% of clips from the plain chroma and on
-84.1% from this one (runs of `docs/classifier.md`).
+84.1% from this one (`scripts/mode_ceiling.py` measures it).
 
 Mode is also a property of a longer stretch than one 3 s window, so `context_profile` gives the
 classifier the mean chroma of the window and its surroundings.
@@ -70,12 +70,18 @@ def chroma(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
     loudest = semitones.amax(dim=1, keepdim=True)
     floor = 1e-6 * semitones.amax(dim=(1, 2), keepdim=True) + 1e-10
     scaled = semitones / torch.maximum(loudest, floor)
-    below = torch.nn.functional.pad(scaled, (0, 0, 1, 0))[:, :-1]
-    above = torch.nn.functional.pad(scaled, (0, 0, 0, 1))[:, 1:]
-    peaks = scaled * ((scaled >= below) & (scaled >= above) & (scaled > PEAK_THRESHOLD))
+    peaks = spectral_peaks(scaled)
     folded = peaks.reshape(peaks.shape[0], -1, N_CHROMA, peaks.shape[-1]).sum(dim=1)  # octaves onto pitch classes
     folded = folded / folded.amax(dim=1, keepdim=True).clamp_min(1.0)
     return folded.reshape(*shape[:-1], N_CHROMA, folded.shape[-1])
+
+
+def spectral_peaks(scaled: torch.Tensor, threshold: float = PEAK_THRESHOLD) -> torch.Tensor:
+    """(..., bins, frames) scaled to each frame's loudest bin -> the same with every bin that is not a
+    peak (at least as loud as both neighbours, louder than `threshold`) set to zero."""
+    below = torch.nn.functional.pad(scaled, (0, 0, 1, 0))[..., :-1, :]
+    above = torch.nn.functional.pad(scaled, (0, 0, 0, 1))[..., 1:, :]
+    return scaled * ((scaled >= below) & (scaled >= above) & (scaled > threshold))
 
 
 def context_profile(tonal: torch.Tensor | np.ndarray, start: int, end: int, context_frames: int) -> torch.Tensor:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+import torch
 from tqdm import tqdm
 
-from classifier.features import chroma
+from classifier.features import chroma, spectral_peaks
 from moodmusic.mel import MEL, N_MELS, SAMPLE_RATE
 from moodmusic.tonality import estimate_key
 
@@ -36,14 +37,6 @@ def mel_to_pitch_class(lowest_hz: float) -> np.ndarray:
     weights = np.maximum(0.0, 1.0 - distance)
     weights[:, centres < lowest_hz] = 0.0
     return weights
-
-
-def band_peaks(energy: np.ndarray, threshold: float = 0.05) -> np.ndarray:
-    """Keep the bands louder than both neighbours and than `threshold` of the frame's loudest."""
-    scaled = energy / np.maximum(energy.max(axis=0, keepdims=True), 1e-12)
-    padded = np.pad(scaled, ((1, 1), (0, 0)))
-    peaks = (scaled >= padded[:-2]) & (scaled >= padded[2:]) & (scaled > threshold)
-    return scaled * peaks
 
 
 def main() -> None:
@@ -66,8 +59,10 @@ def main() -> None:
         assert rate == SAMPLE_RATE, f"{row['audio']}: {rate} Hz"
         agree["audio chroma (classifier)"].append(estimate_key(chroma(samples).mean(dim=1).numpy()).mode == mode)
         energy = np.exp(np.load(corpus / row["mel"]).astype(np.float32))
+        scaled = energy / np.maximum(energy.max(axis=0, keepdims=True), 1e-12)
+        peaks = spectral_peaks(torch.from_numpy(scaled)).numpy()
         for lowest, fold in folds.items():
-            for name, bands in (("all bands", energy / energy.max(axis=0, keepdims=True)), ("band peaks", band_peaks(energy))):
+            for name, bands in (("all bands", scaled), ("band peaks", peaks)):
                 key = f"log-mel folded, from {lowest:.0f} Hz, {name}"
                 agree.setdefault(key, []).append(estimate_key((fold @ bands).mean(axis=1)).mode == mode)
     print(json.dumps({"clips": len(rows), "mode_agreement": {k: round(float(np.mean(v)), 4) for k, v in agree.items()}}, indent=2))
