@@ -660,6 +660,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--extent", type=float, default=defaults.extent, help=f"the grid spans [-extent, extent]^2 (default {defaults.extent})")
     parser.add_argument("--seeds", type=int, help=f"seeds per mood (default {defaults.seeds}; quick 2)")
     parser.add_argument("--seconds", type=float, help=f"clip length (default {defaults.seconds:g}; quick 4)")
+    parser.add_argument("--first-seed", type=int, help=f"seeds are first-seed, first-seed + 1, ... (default {defaults.first_seed}); "
+                        "choose a checkpoint on other seeds than the reported evaluation's")
     parser.add_argument("--corpus", default=defaults.corpus, help="corpus whose test split gives the real clips ('' for none; default data/corpus)")
     parser.add_argument("--real-clips", type=int, help="real test clips to use (default: twice the generated clips; quick 16)")
     parser.add_argument("--batch", type=int, default=defaults.batch, help=f"clips per generator/vocoder pass (default {defaults.batch})")
@@ -673,7 +675,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ClosedLoopConfig:
     base = ClosedLoopConfig.quick() if args.quick else ClosedLoopConfig()
-    overrides = {"grid": args.grid, "seeds": args.seeds, "seconds": args.seconds, "real_clips": args.real_clips}
+    overrides = {"grid": args.grid, "seeds": args.seeds, "seconds": args.seconds, "real_clips": args.real_clips, "first_seed": args.first_seed}
     return ClosedLoopConfig(**{
         **asdict(base), **{k: v for k, v in overrides.items() if v is not None},
         "extent": args.extent, "corpus": args.corpus or None, "batch": args.batch,

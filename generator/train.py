@@ -12,12 +12,15 @@ One step, for a batch of windows cut from train-split mels (each clip padded on 
   - the generator's loss: adversarial (hinge) + `feature_weight` x feature matching + `mood_weight` x
     the auxiliary head's error on the asked mood + `envelope_weight` x L1 between the time-averaged
     spectra (loudness and brightness, cues that carry arousal) + `diversity_weight` x the mode-seeking
-    term of Mao et al. 2019 (two latents for the same context must give different slices).
+    term of Mao et al. 2019 (two latents for the same context must give different slices);
+  - with `--critic`, + `critic_weight` x the error of a frozen mode critic (generator/critic.py: major or
+    minor, from the pitch classes of the mel) reading `critic_slices` slices that the generator writes one
+    after another, with gradient through all of them: the auxiliary head sees 0.74 s, too short for a key.
 Updates alternate one discriminator step per generator step (the balanced ratio); the discriminator's
 learning rate is the generator's (TTUR showed no gain at this scale in short runs).
 
-The run folder holds state.pt (weights, optimisers, step; loaded with weights_only=True), log.jsonl
-and, with --export, each checkpoint is written to checkpoints/generator/ with its manifest entry.
+The run folder holds state.pt (weights, optimisers, step; loaded with weights_only=True), log.jsonl,
+steps/<step>/ (the generator's weights at each checkpoint, safetensors + config) and, with --export, each checkpoint is written to checkpoints/generator/ with its manifest entry.
 """
 
 from __future__ import annotations
@@ -54,6 +57,11 @@ class TrainConfig:
     mood_weight: float = 2.0
     envelope_weight: float = 2.0
     diversity_weight: float = 0.5
+    critic: str = ""  # a trained mode critic (generator/critic.py); empty: none
+    critic_weight: float = 1.0
+    critic_slices: int = 8  # slices written with gradient for the critic to read (8 x 32 frames = its 3 s window)
+    critic_batch: int = 8
+    average: int = 1  # export the mean weights of the last `average` checkpoints (1: the current weights)
     channels: int = 192
     checkpoint_every: int = 200
     log_every: int = 10
@@ -132,6 +140,11 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=config.betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate, betas=config.betas)
     sampler = WindowSampler(train_mels, train_moods, g_config.context_frames, g_config.slice_frames, config.seed, config.rollout_slices)
+    critic = None
+    if config.critic:
+        from generator.critic import load as load_critic
+
+        critic = load_critic(config.critic).to(accelerator.device)
 
     step, state_path = 0, out / "state.pt"
     if state_path.exists():
@@ -160,6 +173,11 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         )  # fmt: skip
         tmp.replace(state_path)
 
+    def exported_model():
+        model = accelerator.unwrap_model(generator)
+        return averaged_checkpoints(out / "steps", config.average, g_config) if config.average > 1 else model
+
+    trained = step < config.steps
     totals: dict[str, float] = {}
     started = time.perf_counter()
     bar = tqdm(total=config.steps, initial=step, desc="generator", unit="step", disable=not progress)
@@ -213,6 +231,11 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             loss = loss + config.diversity_weight * g_diversity
         else:
             g_diversity = torch.zeros(())
+        if critic is not None:
+            g_critic = critic_loss(generator, unwrapped.noise, critic, context[: config.critic_batch], moods[: config.critic_batch], config.critic_slices)
+            loss = loss + config.critic_weight * g_critic
+        else:
+            g_critic = torch.zeros(())
         opt_g.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         opt_g.step()
@@ -220,7 +243,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         step += 1
 
         values = {"d_adversarial": d_adversarial, "d_mood": d_mood, "g_adversarial": g_adversarial, "g_features": g_features,
-                  "g_mood": g_mood, "g_envelope": g_envelope, "g_diversity": g_diversity}  # fmt: skip
+                  "g_mood": g_mood, "g_envelope": g_envelope, "g_diversity": g_diversity, "g_critic": g_critic}  # fmt: skip
         for name, value in values.items():
             value = float(value.detach())
             if not math.isfinite(value):
@@ -236,11 +259,48 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             totals, started = {}, time.perf_counter()
         if step % config.checkpoint_every == 0 or step == config.steps:
             save_state()
+            # Every checkpoint's weights stay, so one can be chosen afterwards by the closed loop.
+            checkpoints.save(accelerator.unwrap_model(generator), g_config, out / "steps" / f"{step:06d}")
             if config.export:
-                export(accelerator.unwrap_model(generator), g_config, config, step, command, len(train_mels), val_mels, val_moods)
+                export(exported_model(), g_config, config, step, command, len(train_mels), val_mels, val_moods)
             started = time.perf_counter()
     bar.close()
+    if config.export and not trained:  # resumed at the last step: export what the run folder holds
+        export(exported_model(), g_config, config, step, command, len(train_mels), val_mels, val_moods)
     return {"step": step}
+
+
+def critic_loss(generator, noise, critic, context: torch.Tensor, moods: torch.Tensor, slices: int) -> torch.Tensor:
+    """Write `slices` slices after `context` (gradient through every one); the critic says whether they
+    are in the mode of the asked valence (major for valence >= 0)."""
+    from generator.critic import mode_loss
+
+    written = []
+    for _ in range(slices):
+        new = generator(context, moods, *noise(len(moods), device=context.device))
+        written.append(new)
+        context = torch.cat([context, new], dim=2)[..., -context.shape[2] :]
+    return mode_loss(critic, torch.cat(written, dim=2), moods[:, 0])
+
+
+def averaged_checkpoints(steps_dir: Path, count: int, g_config):
+    """A generator whose weights are the mean of the last `count` checkpoints in `steps_dir`.
+
+    A GAN's generator swings from checkpoint to checkpoint (here the closed loop's arousal Spearman went
+    from 0.07 to 0.88 between two checkpoints 250 steps apart); the mean of recent weights sits in the
+    middle of the swing (Yazici et al. 2019, "The unusual effectiveness of averaging in GAN training").
+    """
+    from safetensors.torch import load_file
+
+    from generator.model import MelSliceGenerator
+
+    folders = sorted(p for p in Path(steps_dir).iterdir() if (p / checkpoints.WEIGHTS_FILE).exists())[-count:]
+    if not folders:
+        raise SystemExit(f"{steps_dir} holds no checkpoints to average")
+    states = [load_file(str(folder / checkpoints.WEIGHTS_FILE)) for folder in folders]
+    model = MelSliceGenerator(**asdict(g_config))
+    model.load_state_dict({name: sum(state[name] for state in states) / len(states) for name in states[0]})
+    return model
 
 
 @torch.no_grad()
@@ -269,7 +329,7 @@ def export(model, g_config, config: TrainConfig, step: int, command: str, n_trai
     checkpoints.save(model, g_config, directory)
     metrics = validation_scores(model, val_mels, val_moods)
     checkpoints.record(
-        STAGE, model=model, command=command, metrics=metrics, extra={"steps": step},
+        STAGE, model=model, command=command, metrics=metrics, extra={"steps": step, **({"averaged_checkpoints": config.average} if config.average > 1 else {})},
         data=f"{n_train} train-split clips of {config.data} (log-mels), windows of context + 2 slices, batch {config.batch_size}",
     )  # fmt: skip
 
@@ -285,6 +345,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rollout-slices", type=int, default=defaults.rollout_slices, help="most slices of its own output the generator continues in training")
     parser.add_argument("--diversity-weight", type=float, default=defaults.diversity_weight)
     parser.add_argument("--channels", type=int, default=defaults.channels, help="generator width (weights grow with its square)")
+    parser.add_argument("--critic", default=defaults.critic, help="a trained mode critic folder (moodmusic train critic) whose verdict on 3 s rollouts joins the loss")
+    parser.add_argument("--critic-weight", type=float, default=defaults.critic_weight)
+    parser.add_argument("--average", type=int, default=defaults.average, help="export the mean weights of the last N checkpoints (default 1: the current weights)")
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=defaults.threads, help="CPU threads for torch")
@@ -295,6 +358,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
         rollout_probability=args.rollout_probability, rollout_slices=args.rollout_slices, diversity_weight=args.diversity_weight, channels=args.channels,
+        critic=args.critic, critic_weight=args.critic_weight, average=args.average,
         checkpoint_every=args.checkpoint_every, seed=args.seed, threads=args.threads, export=args.export,
     )  # fmt: skip
     print(json.dumps(train(config)))

@@ -23,6 +23,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("evaluate", "classifier"), "classifier.evaluate", "held-out, cross-timbre and speed measurements -> docs/classifier.md"),
     (("train", "vocoder"), "vocoder.cli", "train (or resume) the HiFi-GAN vocoder with accelerate"),
     (("train", "generator"), "generator.train", "train (or resume) the autoregressive conditional GAN with accelerate"),
+    (("train", "critic"), "generator.critic", "train the mode critic (major or minor, from the mel) that guides the generator's training (not shipped)"),
     (("generate",), "generator.cli", "compose a clip for a mood (or a trajectory): WAV, mel, analysis and narration"),
     (("bank",), "games.bank", "render a bank of seamless loops over the mood square for game middleware"),
     (("evaluate", "vocoder"), "vocoder.evaluate", "copy-synthesis vs Griffin-Lim, speed and streaming -> docs/vocoder.md"),

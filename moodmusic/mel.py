@@ -80,6 +80,11 @@ def log_mel(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
     return torch.log(torch.clamp(magnitude, min=MEL.min_amplitude))
 
 
+def filterbank() -> torch.Tensor:
+    """The mel filterbank of this convention, (1 + n_fft // 2, n_mels): mel magnitude = |STFT| @ filterbank."""
+    return _transform(torch.device("cpu")).mel_scale.fb.clone()
+
+
 def frames_for_samples(n_samples: int) -> int:
     """Frames of the centred transform for a signal of n_samples."""
     return 1 + n_samples // MEL.hop_length

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,43 @@ def test_generator_checkpoint_is_small():
     if not weights.exists():
         pytest.skip("no shipped generator yet")
     assert weights.stat().st_size <= 30 * 2**20
+
+
+
+def test_mel_pitch_classes_find_the_note():
+    """The critic's pitch profile, computed from the log-mel alone, puts an A (440 Hz and its harmonics) on A."""
+    from generator.critic import MelPitchClasses
+    from moodmusic.mel import SAMPLE_RATE, log_mel
+
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    tone = sum(0.3 / k * np.sin(2 * np.pi * 440 * k * t) for k in (1, 2, 4))
+    profile = MelPitchClasses()(log_mel(tone.astype(np.float32))[None]).mean(dim=2)[0]
+    assert int(profile.argmax()) == 9  # C = 0, so A = 9
+
+
+def test_critic_trains_and_guides_generator_training(tmp_path):
+    """The mode critic trains on a corpus, loads frozen, and its loss reaches the generator's weights."""
+    from generator.critic import CriticTrainConfig, load, mode_loss
+    from generator.critic import train as train_critic
+    from generator.train import TrainConfig, critic_loss, train
+    from conftest import write_tiny_corpus
+
+    corpus = write_tiny_corpus(tmp_path / "corpus", seconds=3.2)  # the critic reads 3 s windows
+    best = train_critic(CriticTrainConfig(data=str(corpus), out=str(tmp_path / "critic"), steps=6, batch_size=8, threads=1), progress=False)
+    assert best["step"] == 6 and 0.0 <= best["window_accuracy"] <= 1.0
+    critic = load(tmp_path / "critic" / "best")
+    assert not any(p.requires_grad for p in critic.parameters())
+    assert torch.isfinite(mode_loss(critic, torch.full((2, N_MELS, 256), -5.0), torch.tensor([0.5, -0.5])))
+
+    model = MelSliceGenerator(**asdict(TINY))
+    context = torch.full((2, N_MELS, TINY.context_frames), -6.0)
+    loss = critic_loss(model, model.noise, critic, context, torch.tensor([[0.5, -0.5], [-0.5, 0.5]]), slices=2)
+    loss.backward()
+    assert torch.isfinite(loss) and model.inp.weight.grad is not None and model.inp.weight.grad.abs().sum() > 0
+
+    config = TrainConfig(data=str(corpus), out=str(tmp_path / "run"), steps=2, batch_size=4, channels=16, checkpoint_every=2,
+                         log_every=2, threads=1, critic=str(tmp_path / "critic" / "best"), critic_batch=2, critic_slices=2)  # fmt: skip
+    train(config, progress=False)
+    entry = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert entry["g_critic"] > 0 and np.isfinite(entry["g_critic"])
+    assert (tmp_path / "run" / "steps" / "000002" / "model.safetensors").exists()
