@@ -270,12 +270,23 @@ def _mood_section(records: list[dict]) -> dict:
     # accuracy that the acceptance reads counts the points whose asked quadrant is unambiguous.
     off_axis = (asked[:, 0] != 0) & (asked[:, 1] != 0)
     confusion = quadrant_confusion(asked[off_axis], heard[off_axis])
+    # Every mood of the grid is generated with the same seeds, so a seed is one latent draw shared by
+    # all moods: the spread of the accuracy across seeds says how far the mean would move with others.
+    seeds = np.array([r.get("seed", -1) for r in records])  # real clips have no seed: one group
+    by_seed = {
+        int(seed): quadrant_confusion(asked[off_axis & (seeds == seed)], heard[off_axis & (seeds == seed)])["accuracy"]
+        for seed in np.unique(seeds[off_axis])
+    }
+    by_seed.pop(-1, None)
+    seed_accuracies = np.array(list(by_seed.values()), dtype=float)
     return {
         "clips": len(records),
         "off_axis_clips": int(off_axis.sum()),
         "quadrant_accuracy": confusion["accuracy"],
         "quadrant_accuracy_all_points": quadrant_confusion(asked, heard)["accuracy"],
         "confusion": confusion,
+        "quadrant_accuracy_by_seed": by_seed,
+        "quadrant_accuracy_seed_stderr": float(seed_accuracies.std(ddof=1) / np.sqrt(len(seed_accuracies))) if len(seed_accuracies) > 1 else None,
         "valence_mae": float(np.mean(np.abs(heard[:, 0] - asked[:, 0]))),
         "arousal_mae": float(np.mean(np.abs(heard[:, 1] - asked[:, 1]))),
         "valence_spearman": spearman(asked[:, 0], heard[:, 0]),
@@ -546,6 +557,22 @@ def markdown(report: dict, command: str) -> str:
         f"belong to a quadrant only by the tie rule, so the confusion matrix and accuracy count the {mood['off_axis_clips']} off-axis clips;",
         f"over all {mood['clips']} clips the accuracy is {_number(mood['quadrant_accuracy_all_points'], percent=True)}.",
         "",
+    ]
+    by_seed = mood.get("quadrant_accuracy_by_seed") or {}
+    if len(by_seed) > 1:
+        accuracies = list(by_seed.values())
+        lines += [
+            "Every mood is generated with the same seeds, so each seed is one latent draw shared by the whole grid. The off-axis",
+            f"accuracy per seed ranges {_number(min(accuracies), percent=True)}-{_number(max(accuracies), percent=True)} "
+            f"(median {_number(float(np.median(accuracies)), percent=True)}); the standard error of the mean over the {len(by_seed)} seeds is "
+            f"{_number(mood['quadrant_accuracy_seed_stderr'], percent=True)}:",
+            "",
+            "| seed | " + " | ".join(str(seed) for seed in by_seed) + " |",
+            "|---|" + "---|" * len(by_seed),
+            "| accuracy | " + " | ".join(_number(value, percent=True) for value in accuracies) + " |",
+            "",
+        ]
+    lines += [
         "| dimension | MAE (asked vs heard) | Spearman |",
         "|---|---|---|",
         f"| valence | {_number(mood['valence_mae'])} | {_number(mood['valence_spearman'])} |",

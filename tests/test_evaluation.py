@@ -64,6 +64,20 @@ def test_spearman_and_confusion():
     assert confusion["accuracy"] == 0.75 and confusion["rows_true_columns_heard"][3] == [0, 0, 1, 0]
 
 
+def test_mood_section_reports_accuracy_per_seed():
+    from evaluation.closed_loop import _mood_section
+
+    def record(valence, arousal, seed, heard_valence):
+        return {"valence": valence, "arousal": arousal, "seed": seed, "heard_valence": heard_valence, "heard_arousal": arousal}
+
+    # Seed 0 is heard right on both off-axis moods, seed 1 on one of them; the on-axis point counts for neither.
+    records = [record(0.8, 0.8, 0, 0.5), record(-0.8, 0.8, 0, -0.5), record(0.8, 0.8, 1, 0.5), record(-0.8, 0.8, 1, 0.5), record(0.0, 0.8, 1, -0.9)]
+    mood = _mood_section(records)
+    assert mood["off_axis_clips"] == 4 and mood["quadrant_accuracy"] == 0.75
+    assert mood["quadrant_accuracy_by_seed"] == {0: 1.0, 1: 0.5}
+    assert mood["quadrant_accuracy_seed_stderr"] == pytest.approx(0.25)
+
+
 def test_mean_pairwise_l1():
     mels = [np.zeros((80, 10)), np.ones((80, 12)), np.full((80, 10), 3.0)]
     value, pairs = mean_pairwise_l1(mels)
