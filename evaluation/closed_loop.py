@@ -696,6 +696,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-acoustic", action="store_true", help="skip the acoustic judge")
     parser.add_argument("--checkpoints", help="a checkpoints folder (default: the shipped one)")
     parser.add_argument("--vocoder", help="'griffinlim' or a HiFi-GAN folder instead of the shipped vocoder")
+    parser.add_argument("--candidates", type=int, help="the generator's critic-guided sampling: candidates per chunk (1: plain sampling; default: its guidance.json)")
     parser.add_argument("--out", help="folder for evaluation.md/.json/_*.png (default docs; with --quick runs/evaluation-quick)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
 
@@ -720,6 +721,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = Path(args.out or (QUICK_OUT if args.quick else "docs"))
     pipeline = load_pipeline(args.checkpoints, vocoder=args.vocoder)
+    if args.candidates is not None:
+        pipeline.generator.set_candidates(args.candidates)
     report, artifacts = _run(pipeline, config)
     write_report(report, artifacts, out, command_line(args))
     for key, row in report["acceptance"].items():

@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-verify", action="store_true", help="skip the classifier (and the narration)")
     parser.add_argument("--checkpoints", help="a checkpoints folder (default: the shipped one)")
     parser.add_argument("--vocoder", help="'griffinlim' or a HiFi-GAN folder instead of the shipped vocoder")
+    parser.add_argument("--candidates", type=int, help="critic-guided sampling: continuations tried per chunk (1: plain sampling; "
+                        "default: the generator folder's guidance.json)")
     parser.add_argument("--list-moods", action="store_true", help="print the named moods and exit")
 
 
@@ -60,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from moodmusic.pipeline import load_pipeline
 
     chain = load_pipeline(args.checkpoints, vocoder=args.vocoder)
+    if args.candidates is not None:
+        chain.generator.set_candidates(args.candidates)
     with tqdm(desc="generating", unit="slice", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:

@@ -57,6 +57,9 @@ class CriticTrainConfig:
     threads: int = 2
 
 
+STAGE = "critic"
+
+
 class MelPitchClasses(nn.Module):
     """(B, 80, T) log-mel -> (B, 12, T) energy of the spectral peaks per pitch class (C first)."""
 
@@ -181,6 +184,16 @@ def train(config: CriticTrainConfig, progress: bool = True) -> dict:
     return best
 
 
+def export(best_dir: Path, config: CriticTrainConfig, best: dict, command: str, root: Path | None = None) -> None:
+    """The best critic into checkpoints/critic/ (or `root`/critic), where guided sampling (generator/inference.py) finds it."""
+    critic = load(best_dir)
+    checkpoints.save(critic, CriticConfig(**checkpoints.load_config(best_dir)), checkpoints.stage_dir(STAGE, root))
+    checkpoints.record(
+        STAGE, model=critic, command=command, metrics=best, root=root,
+        data=f"train-split clips of {config.data} (log-mels), 3 s windows, major = valence >= 0; kept: the best val-split window accuracy",
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = CriticTrainConfig()
     parser.add_argument("--data", default=defaults.data, help="corpus folder (manifest.csv + mel/)")
@@ -190,6 +203,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument("--export", action="store_true", help="copy the best critic to checkpoints/critic/ (guided sampling reads it there)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -197,5 +211,10 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size,
         learning_rate=args.learning_rate, seed=args.seed, threads=args.threads,
     )  # fmt: skip
-    print(json.dumps(train(config)))
+    best = train(config)
+    print(json.dumps(best))
+    if args.export:
+        from moodmusic.cli import command_line
+
+        export(Path(config.out) / "best", config, best, command_line(args))
     return 0

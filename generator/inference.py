@@ -1,28 +1,54 @@
-"""Loading the generator from its checkpoint folder (CONVENTIONS 3)."""
+"""Loading the generator from its checkpoint folder (CONVENTIONS 3).
+
+A generator folder may hold `guidance.json`, which turns on critic-guided sampling
+(`generator.sampling.Guidance`) with a mode critic from a stage folder beside it:
+
+    {"candidates": 8, "chunk_slices": 4, "critic": "critic"}
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 
 from moodmusic import checkpoints
 
 from generator.model import GeneratorConfig, MelSliceGenerator
-from generator.sampling import MelGenerator
+from generator.sampling import Guidance, MelGenerator
 
 STAGE = "generator"
+GUIDANCE_FILE = "guidance.json"
 
 
 def build_model(config: GeneratorConfig) -> MelSliceGenerator:
     return MelSliceGenerator(**asdict(config))
 
 
+def load_guidance(directory: Path, device: str = "cpu"):
+    """(critic, Guidance) from the folder's guidance.json, or (None, plain sampling) without one."""
+    path = directory / GUIDANCE_FILE
+    if not path.exists():
+        return None, Guidance()
+    from generator.critic import load as load_critic
+
+    spec = json.loads(path.read_text())
+    critic_dir = directory.parent / spec["critic"]
+    if not (critic_dir / checkpoints.WEIGHTS_FILE).exists():
+        raise checkpoints.CheckpointError(f"{path} names the critic {critic_dir}, which holds no weights: "
+                                          "train one with `moodmusic train critic --export` or delete the file")  # fmt: skip
+    critic = load_critic(critic_dir).to(device)
+    critic.version = checkpoints.sha256(critic_dir / checkpoints.WEIGHTS_FILE)[:8]
+    return critic, Guidance(int(spec["candidates"]), int(spec["chunk_slices"]))
+
+
 def load(directory: str | Path | None = None, device: str = "cpu") -> MelGenerator:
-    """The generator in `directory` (default: the shipped checkpoints/generator)."""
+    """The generator in `directory` (default: the shipped checkpoints/generator), guided as its guidance.json says."""
     directory = Path(directory) if directory else checkpoints.stage_dir(STAGE)
     if not (directory / checkpoints.WEIGHTS_FILE).exists():
         raise checkpoints.CheckpointError(f"no generator weights in {directory}: train them with `moodmusic train generator --export`")
     config = GeneratorConfig(**checkpoints.load_config(directory))
     model = checkpoints.load_weights(build_model(config), directory, device)
     version = checkpoints.sha256(directory / checkpoints.WEIGHTS_FILE)[:12]
-    return MelGenerator(model.to(device), config, version)
+    critic, guidance = load_guidance(directory, device)
+    return MelGenerator(model.to(device), config, version, critic=critic, guidance=guidance)

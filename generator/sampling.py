@@ -136,47 +136,127 @@ class Session:
         return out[0].cpu()
 
 
+@dataclass(frozen=True)
+class Guidance:
+    """Critic-guided sampling: every `chunk_slices` slices, `candidates` continuations are written from
+    the same state with different noise, and the mode critic keeps the one that sounds most like the mode
+    of the asked valence (major for valence > 0, minor below; no preference at 0).
+
+    This is rejection sampling with a critic in the spirit of discriminator rejection sampling (Azadi et
+    al. 2019), at the granularity of chunks so that the key chosen early is carried on. `candidates=1`
+    is plain sampling, the same mel as without guidance.
+    """
+
+    candidates: int = 1
+    chunk_slices: int = 4
+
+
+def candidate_seed(seed: int, candidate: int) -> int:
+    """Candidate 0 draws from the clip's own seed (so one candidate is plain sampling); others from their own streams."""
+    return int(seed) if candidate == 0 else int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, candidate]).generate_state(1)[0])
+
+
 class MelGenerator:
     """The loaded generator with its version; `generate` for clips, `session` for streams."""
 
-    def __init__(self, model: MelSliceGenerator, config: GeneratorConfig, version: str = "untrained"):
+    def __init__(self, model: MelSliceGenerator, config: GeneratorConfig, version: str = "untrained", critic=None, guidance: Guidance = Guidance()):
         self.model = model.eval()
         self.config = config
-        self.version = version
+        self.weights_version = version
+        self.critic = critic  # generator.critic.ModeCritic, or None (then guidance is off)
+        self.guidance = guidance
+
+    @property
+    def version(self) -> str:
+        """The weights' version, and with guidance the critic's and the settings: the same version, the same mel."""
+        if self.critic is None or self.guidance.candidates == 1:
+            return self.weights_version
+        critic = getattr(self.critic, "version", "critic")
+        return f"{self.weights_version}+{critic}x{self.guidance.candidates}/{self.guidance.chunk_slices}"
 
     @property
     def slice_frames(self) -> int:
         return self.config.slice_frames
 
+    def set_candidates(self, candidates: int) -> None:
+        """Candidates per chunk for guided sampling from now on (1: plain sampling)."""
+        if candidates < 1:
+            raise ValueError(f"candidates must be >= 1, got {candidates}")
+        self.guidance = Guidance(candidates, self.guidance.chunk_slices)
+
     def session(self, mood: MoodLike, seed: int = 0, context=None) -> Session:
         return Session(self.model, mood, seed, context)
 
     def generate(
-        self, mood: MoodLike | Sequence[TrajectoryPoint] | Trajectory, seconds: float, seed: int = 0, context=None, progress=None
+        self, mood: MoodLike | Sequence[TrajectoryPoint] | Trajectory, seconds: float, seed: int = 0, context=None, progress=None,
+        guidance: Guidance | None = None,
     ) -> torch.Tensor:
         """A (80, T) log-mel of `seconds` (1 to 120) for a mood or a trajectory; `progress(done, total)` is called per slice."""
-        return self.generate_batch([mood], seconds, [seed], [context], progress)[0]
+        return self.generate_batch([mood], seconds, [seed], [context], progress, guidance)[0]
 
     @torch.inference_mode()
-    def generate_batch(self, moods: Sequence, seconds: float, seeds: Sequence[int], contexts: Sequence | None = None, progress=None) -> torch.Tensor:
+    def generate_batch(
+        self, moods: Sequence, seconds: float, seeds: Sequence[int], contexts: Sequence | None = None, progress=None,
+        guidance: Guidance | None = None,
+    ) -> torch.Tensor:
         """Many clips of one length at once (one forward pass per slice for all): (B, 80, T)."""
         seconds = check_seconds(seconds)
         if len(moods) != len(seeds):
             raise ValueError("one seed per mood")
+        guidance = guidance or self.guidance
+        candidates = guidance.candidates if self.critic is not None else 1
+        if candidates < 1 or guidance.chunk_slices < 1:
+            raise ValueError(f"guidance needs candidates >= 1 and chunk_slices >= 1, got {guidance}")
         trajectories = [Trajectory.of(m) for m in moods]
-        sessions = [Session(self.model, (t.valence[0], t.arousal[0]), s, c) for t, s, c in zip(trajectories, seeds, contexts or [None] * len(moods))]
+        contexts = contexts or [None] * len(moods)
+        # Row clip * candidates + k is candidate k of a clip; all rows of a clip share its state after each chunk.
+        sessions = [
+            Session(self.model, (t.valence[0], t.arousal[0]), candidate_seed(s, k), c)
+            for t, s, c in zip(trajectories, seeds, contexts) for k in range(candidates)
+        ]  # fmt: skip
         total_frames = round(seconds * FRAMES_PER_SECOND)
         n_slices = math.ceil(total_frames / self.slice_frames)
         device = sessions[0].device
         context = torch.cat([s.context for s in sessions])
-        pieces = []
-        for index in range(n_slices):
-            centre = (index + 0.5) * self.slice_frames / FRAMES_PER_SECOND
-            mood = torch.tensor([t.at(centre) for t in trajectories], dtype=torch.float32, device=device)
-            latents, noises = zip(*(s.draw_noise() for s in sessions))
-            out = self.model(context, mood, torch.cat(latents), torch.cat(noises))
-            context = torch.cat([context, out], dim=2)[..., -self.model.context_frames :]
-            pieces.append(out)
-            if progress is not None:
-                progress(index + 1, n_slices)
-        return torch.cat(pieces, dim=2)[..., :total_frames].cpu()
+        chosen: list[torch.Tensor] = []  # (B, 80, frames) per chunk
+        heard = None  # (B, 12, frames): the critic's pitch classes of the chosen frames, up to its window
+        for first in range(0, n_slices, guidance.chunk_slices):
+            pieces = []
+            for index in range(first, min(n_slices, first + guidance.chunk_slices)):
+                centre = (index + 0.5) * self.slice_frames / FRAMES_PER_SECOND
+                mood = torch.tensor([t.at(centre) for t in trajectories for _ in range(candidates)], dtype=torch.float32, device=device)
+                latents, noises = zip(*(s.draw_noise() for s in sessions))
+                out = self.model(context, mood, torch.cat(latents), torch.cat(noises))
+                context = torch.cat([context, out], dim=2)[..., -self.model.context_frames :]
+                pieces.append(out)
+                if progress is not None:
+                    progress(index + 1, n_slices)
+            chunk = torch.cat(pieces, dim=2)  # (B * candidates, 80, frames)
+            if candidates == 1:
+                chosen.append(chunk)
+                continue
+            centre = (first + len(pieces) / 2) * self.slice_frames / FRAMES_PER_SECOND
+            winners, heard = self._pick(chunk, heard, [t.at(centre)[0] for t in trajectories], candidates)
+            for clip, winner in enumerate(winners):
+                for k in range(candidates):
+                    sessions[clip * candidates + k].latent = sessions[winner].latent.clone()
+            context = context[winners].repeat_interleave(candidates, dim=0)
+            chosen.append(chunk[winners])
+        return torch.cat(chosen, dim=2)[..., :total_frames].cpu()
+
+    def _pick(self, chunk: torch.Tensor, heard: torch.Tensor | None, valences: list[float], candidates: int) -> tuple[list[int], torch.Tensor]:
+        """Per clip, the row whose chunk, read with the chosen frames before it up to the critic's 3 s
+        window, best has the asked mode; and the pitch classes of the chosen frames, for the next chunk.
+
+        The critic reads the mean pitch-class profile of the window, and pitch classes are computed
+        frame by frame, so the chosen frames' are kept instead of being computed again for every chunk.
+        """
+        window = self.critic.window_frames
+        classes = self.critic.pitch_classes(chunk)  # (B * candidates, 12, frames)
+        if heard is not None:
+            classes = torch.cat([heard.repeat_interleave(candidates, dim=0), classes], dim=2)[..., -window:]
+        major_logit = self.critic.read_profile(classes.mean(dim=2)).view(-1, candidates)
+        wanted = torch.tensor([float(np.sign(v)) for v in valences], device=major_logit.device)[:, None]
+        scores = major_logit * wanted  # all zero at valence 0: candidate 0 wins, as without guidance
+        winners = [clip * candidates + int(k) for clip, k in enumerate(scores.argmax(dim=1))]
+        return winners, classes[winners]

@@ -70,6 +70,63 @@ def test_batch_equals_single(tiny_generator):
     assert torch.allclose(batch[1], tiny_generator.generate((-0.5, 0.7), 1.5, seed=2), atol=1e-5)
 
 
+class LoudnessCritic(torch.nn.Module):
+    """A stand-in critic with a known preference (louder = 'more major'), to check the selection itself;
+    the real mode critic is tested below. Same interface: per-frame 'pitch classes', a profile reader."""
+
+    window_frames = 256
+
+    def pitch_classes(self, log_mel: torch.Tensor) -> torch.Tensor:
+        return log_mel.mean(dim=1, keepdim=True)  # (B, 1, T): the frame's mean log energy
+
+    def read_profile(self, profile: torch.Tensor) -> torch.Tensor:
+        return profile[:, 0]
+
+
+def test_guidance_keeps_the_candidate_the_critic_prefers(tiny_generator):
+    from generator.sampling import Guidance, candidate_seed
+
+    guided = MelGenerator(tiny_generator.model, TINY, version="test", critic=LoudnessCritic())
+    plain = tiny_generator
+    chunk = Guidance(candidates=3, chunk_slices=2)
+    chunk_frames = 2 * TINY.slice_frames
+    # One candidate is plain sampling, with or without a critic.
+    assert torch.equal(guided.generate("calm", 2.0, seed=5, guidance=Guidance(1, 2)), plain.generate("calm", 2.0, seed=5))
+    for valence, pick in ((0.6, max), (-0.6, min)):
+        mel = guided.generate((valence, 0.3), 2.0, seed=5, guidance=chunk)
+        # The first chunk's candidates are plain clips from the candidates' seeds; the loudest (major) or
+        # quietest (minor) must have been kept.
+        firsts = [plain.generate((valence, 0.3), 2.0, seed=candidate_seed(5, k))[:, :chunk_frames] for k in range(3)]
+        assert torch.allclose(mel[:, :chunk_frames], pick(firsts, key=lambda m: float(m.mean())), atol=1e-5)
+        assert torch.equal(mel, guided.generate((valence, 0.3), 2.0, seed=5, guidance=chunk))  # still reproducible
+    # At valence 0 there is no mode to prefer: candidate 0, i.e. plain sampling.
+    assert torch.allclose(guided.generate((0.0, 0.3), 2.0, seed=5, guidance=chunk), plain.generate((0.0, 0.3), 2.0, seed=5), atol=1e-5)
+    with pytest.raises(ValueError, match="candidates"):
+        guided.generate("calm", 2.0, guidance=Guidance(0, 2))
+
+
+def test_guidance_json_loads_the_critic_beside_the_generator(tiny_checkpoints, tmp_path):
+    import shutil
+
+    import generator
+    from generator.critic import CriticConfig, build
+    from moodmusic import checkpoints
+
+    root = tmp_path / "checkpoints"
+    shutil.copytree(tiny_checkpoints, root)
+    plain = generator.load(root / "generator")
+    (root / "generator" / "guidance.json").write_text(json.dumps({"candidates": 3, "chunk_slices": 2, "critic": "critic"}))
+    with pytest.raises(checkpoints.CheckpointError, match="moodmusic train critic --export"):
+        generator.load(root / "generator")
+    checkpoints.save(build(CriticConfig()), CriticConfig(), root / "critic")
+    guided = generator.load(root / "generator")
+    assert guided.guidance.candidates == 3 and guided.critic is not None
+    assert guided.version.startswith(plain.version + "+") and guided.version.endswith("x3/2")
+    guided.set_candidates(1)
+    assert guided.version == plain.version
+    assert torch.equal(guided.generate("calm", 1.5, seed=2), plain.generate("calm", 1.5, seed=2))
+
+
 def test_trajectory_interpolates_and_validates():
     path = Trajectory.of([(0, -0.6, -0.5), (10, 0.6, 0.5)])
     assert path.at(5) == pytest.approx((0.0, 0.0))
@@ -190,6 +247,12 @@ def test_critic_trains_and_guides_generator_training(tmp_path):
     assert best["step"] == 6 and 0.0 <= best["window_accuracy"] <= 1.0
     critic = load(tmp_path / "critic" / "best")
     assert not any(p.requires_grad for p in critic.parameters())
+    from generator.critic import export
+    from moodmusic import checkpoints
+
+    export(tmp_path / "critic" / "best", CriticTrainConfig(data=str(corpus)), best, "moodmusic train critic --export", root=tmp_path / "shipped")
+    assert checkpoints.read_manifest(tmp_path / "shipped")["critic"]["metrics"]["step"] == 6
+    assert (tmp_path / "shipped" / "critic" / "model.safetensors").exists()
     assert torch.isfinite(mode_loss(critic, torch.full((2, N_MELS, 256), -5.0), torch.tensor([0.5, -0.5])))
 
     model = MelSliceGenerator(**asdict(TINY))
