@@ -75,13 +75,20 @@ class MelPitchClasses(nn.Module):
             if lowest_hz <= frequency <= highest_hz:
                 fold[round(69 + 12 * math.log2(frequency / 440.0)) % 12, index] = 1.0
         self.register_buffer("fold", fold)
+        # Only the bins that fold onto a pitch class are searched for peaks (with one neighbour each side,
+        # which decides whether an edge bin is a peak): the same profile at under half the cost, which
+        # matters when guided sampling reads 8 candidates every 1.5 s.
+        used = fold.sum(dim=0).nonzero().flatten()
+        self.first_bin, self.last_bin = int(used[0]), int(used[-1])
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         from classifier.features import spectral_peaks
 
         linear = torch.relu(self.unmix @ torch.exp(log_mel))  # (B, bins, T)
-        scaled = linear / linear.amax(dim=1, keepdim=True).clamp_min(1e-5)
-        return self.fold @ spectral_peaks(scaled) ** 2
+        scaled = linear / linear.amax(dim=1, keepdim=True).clamp_min(1e-5)  # the loudest bin of all, as the chroma
+        first, last = self.first_bin, self.last_bin
+        band = spectral_peaks(scaled[:, first - 1 : last + 2])[:, 1:-1]
+        return self.fold[:, first : last + 1] @ band**2
 
 
 class ModeCritic(nn.Module):
