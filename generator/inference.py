@@ -3,7 +3,7 @@
 A generator folder may hold `guidance.json`, which turns on critic-guided sampling
 (`generator.sampling.Guidance`) with a mode critic from a stage folder beside it:
 
-    {"candidates": 8, "chunk_slices": 4, "critic": "critic"}
+    {"candidates": 8, "chunk_slices": 4, "critic": "critic"}          (optional: "accept": 0.7, see Guidance)
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def load_guidance(directory: Path, device: str = "cpu"):
                                           "train one with `moodmusic train critic --export` or delete the file")  # fmt: skip
     critic = load_critic(critic_dir).to(device)
     critic.version = checkpoints.sha256(critic_dir / checkpoints.WEIGHTS_FILE)[:8]
-    return critic, Guidance(int(spec["candidates"]), int(spec["chunk_slices"]))
+    accept = spec.get("accept")
+    return critic, Guidance(int(spec["candidates"]), int(spec["chunk_slices"]), None if accept is None else float(accept))
 
 
 def load(directory: str | Path | None = None, device: str = "cpu") -> MelGenerator:

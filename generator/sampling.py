@@ -145,10 +145,15 @@ class Guidance:
     This is rejection sampling with a critic in the spirit of discriminator rejection sampling (Azadi et
     al. 2019), at the granularity of chunks so that the key chosen early is carried on. `candidates=1`
     is plain sampling, the same mel as without guidance.
+
+    With `accept` set, the clip's own continuation (candidate 0) is written first and kept when the
+    critic gives the asked mode at least that probability; only the other chunks pay for the other
+    candidates. Without it, all candidates are written for every chunk.
     """
 
     candidates: int = 1
     chunk_slices: int = 4
+    accept: float | None = None
 
 
 def candidate_seed(seed: int, candidate: int) -> int:
@@ -172,7 +177,8 @@ class MelGenerator:
         if self.critic is None or self.guidance.candidates == 1:
             return self.weights_version
         critic = getattr(self.critic, "version", "critic")
-        return f"{self.weights_version}+{critic}x{self.guidance.candidates}/{self.guidance.chunk_slices}"
+        accept = "" if self.guidance.accept is None else f"@{self.guidance.accept:g}"
+        return f"{self.weights_version}+{critic}x{self.guidance.candidates}/{self.guidance.chunk_slices}{accept}"
 
     @property
     def slice_frames(self) -> int:
@@ -182,7 +188,7 @@ class MelGenerator:
         """Candidates per chunk for guided sampling from now on (1: plain sampling)."""
         if candidates < 1:
             raise ValueError(f"candidates must be >= 1, got {candidates}")
-        self.guidance = Guidance(candidates, self.guidance.chunk_slices)
+        self.guidance = Guidance(candidates, self.guidance.chunk_slices, self.guidance.accept)
 
     def session(self, mood: MoodLike, seed: int = 0, context=None) -> Session:
         return Session(self.model, mood, seed, context)
@@ -209,54 +215,81 @@ class MelGenerator:
             raise ValueError(f"guidance needs candidates >= 1 and chunk_slices >= 1, got {guidance}")
         trajectories = [Trajectory.of(m) for m in moods]
         contexts = contexts or [None] * len(moods)
-        # Row clip * candidates + k is candidate k of a clip; all rows of a clip share its state after each chunk.
+        # sessions[clip][k] holds candidate k's random stream; after each chunk every candidate of a clip
+        # continues from the state of the one that was kept.
         sessions = [
-            Session(self.model, (t.valence[0], t.arousal[0]), candidate_seed(s, k), c)
-            for t, s, c in zip(trajectories, seeds, contexts) for k in range(candidates)
+            [Session(self.model, (t.valence[0], t.arousal[0]), candidate_seed(s, k), c) for k in range(candidates)]
+            for t, s, c in zip(trajectories, seeds, contexts)
         ]  # fmt: skip
         total_frames = round(seconds * FRAMES_PER_SECOND)
         n_slices = math.ceil(total_frames / self.slice_frames)
-        device = sessions[0].device
-        context = torch.cat([s.context for s in sessions])
+        context = torch.cat([clip[0].context for clip in sessions])  # (B, 80, context frames): each clip's kept state
         chosen: list[torch.Tensor] = []  # (B, 80, frames) per chunk
         heard = None  # (B, 12, frames): the critic's pitch classes of the chosen frames, up to its window
+        everyone = [(clip, k) for clip in range(len(sessions)) for k in range(candidates)]
         for first in range(0, n_slices, guidance.chunk_slices):
-            pieces = []
-            for index in range(first, min(n_slices, first + guidance.chunk_slices)):
-                centre = (index + 0.5) * self.slice_frames / FRAMES_PER_SECOND
-                mood = torch.tensor([t.at(centre) for t in trajectories for _ in range(candidates)], dtype=torch.float32, device=device)
-                latents, noises = zip(*(s.draw_noise() for s in sessions))
-                out = self.model(context, mood, torch.cat(latents), torch.cat(noises))
-                context = torch.cat([context, out], dim=2)[..., -self.model.context_frames :]
-                pieces.append(out)
-                if progress is not None:
-                    progress(index + 1, n_slices)
-            chunk = torch.cat(pieces, dim=2)  # (B * candidates, 80, frames)
+            indices = range(first, min(n_slices, first + guidance.chunk_slices))
+            centre = (first + len(indices) / 2) * self.slice_frames / FRAMES_PER_SECOND
+            valences = [t.at(centre)[0] for t in trajectories]
             if candidates == 1:
+                chunk, context = self._write([(clip, 0) for clip in range(len(sessions))], sessions, trajectories, context, indices, n_slices, progress)
                 chosen.append(chunk)
                 continue
-            centre = (first + len(pieces) / 2) * self.slice_frames / FRAMES_PER_SECOND
-            winners, heard = self._pick(chunk, heard, [t.at(centre)[0] for t in trajectories], candidates)
-            for clip, winner in enumerate(winners):
-                for k in range(candidates):
-                    sessions[clip * candidates + k].latent = sessions[winner].latent.clone()
-            context = context[winners].repeat_interleave(candidates, dim=0)
+            rows = everyone if guidance.accept is None else [(clip, 0) for clip in range(len(sessions))]
+            chunk, ends = self._write(rows, sessions, trajectories, context, indices, n_slices, progress)
+            scores, classes = self._scores(chunk, heard, [valences[clip] for clip, _ in rows], [clip for clip, _ in rows])
+            if guidance.accept is not None:
+                # Candidate 0 stays where the critic is sure enough of the asked mode (or there is no mode to ask for).
+                probability = torch.sigmoid(scores)
+                retry = [clip for clip in range(len(sessions)) if valences[clip] != 0 and float(probability[clip]) < guidance.accept]
+                more = [(clip, k) for clip in retry for k in range(1, candidates)]
+                if more:
+                    extra, extra_ends = self._write(more, sessions, trajectories, context, indices, None, None)
+                    extra_scores, extra_classes = self._scores(extra, heard, [valences[clip] for clip, _ in more], [clip for clip, _ in more])
+                    rows, chunk, ends = rows + more, torch.cat([chunk, extra]), torch.cat([ends, extra_ends])
+                    scores, classes = torch.cat([scores, extra_scores]), torch.cat([classes, extra_classes])
+            # The best row of each clip; ties (valence 0: every score is 0) go to the first row, candidate 0.
+            best: dict[int, int] = {}
+            for row, (clip, _) in enumerate(rows):
+                if clip not in best or scores[row] > scores[best[clip]]:
+                    best[clip] = row
+            winners = [best[clip] for clip in range(len(sessions))]
+            for clip, row in enumerate(winners):
+                latent = sessions[clip][rows[row][1]].latent.clone()
+                for session in sessions[clip]:
+                    session.latent = latent.clone()
+            context, heard = ends[winners], classes[winners]
             chosen.append(chunk[winners])
         return torch.cat(chosen, dim=2)[..., :total_frames].cpu()
 
-    def _pick(self, chunk: torch.Tensor, heard: torch.Tensor | None, valences: list[float], candidates: int) -> tuple[list[int], torch.Tensor]:
-        """Per clip, the row whose chunk, read with the chosen frames before it up to the critic's 3 s
-        window, best has the asked mode; and the pitch classes of the chosen frames, for the next chunk.
+    def _write(self, rows, sessions, trajectories, context, indices, n_slices, progress) -> tuple[torch.Tensor, torch.Tensor]:
+        """Slices `indices` for each (clip, candidate) row, from its clip's kept context: the (R, 80, frames)
+        chunk and each row's context after it."""
+        device = context.device
+        context = context[[clip for clip, _ in rows]]
+        pieces = []
+        for index in indices:
+            centre = (index + 0.5) * self.slice_frames / FRAMES_PER_SECOND
+            mood = torch.tensor([trajectories[clip].at(centre) for clip, _ in rows], dtype=torch.float32, device=device)
+            latents, noises = zip(*(sessions[clip][k].draw_noise() for clip, k in rows))
+            out = self.model(context, mood, torch.cat(latents), torch.cat(noises))
+            context = torch.cat([context, out], dim=2)[..., -self.model.context_frames :]
+            pieces.append(out)
+            if progress is not None:
+                progress(index + 1, n_slices)
+        return torch.cat(pieces, dim=2), context
+
+    def _scores(self, chunk: torch.Tensor, heard: torch.Tensor | None, valences: list[float], clips: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's score (the critic's logit for the asked mode: > 0 when it hears that mode; 0 at
+        valence 0) on its chunk read with its clip's chosen frames before it, up to the critic's 3 s
+        window; and the pitch classes of that window, kept for the next chunk.
 
         The critic reads the mean pitch-class profile of the window, and pitch classes are computed
         frame by frame, so the chosen frames' are kept instead of being computed again for every chunk.
         """
-        window = self.critic.window_frames
-        classes = self.critic.pitch_classes(chunk)  # (B * candidates, 12, frames)
+        classes = self.critic.pitch_classes(chunk)  # (R, 12, frames)
         if heard is not None:
-            classes = torch.cat([heard.repeat_interleave(candidates, dim=0), classes], dim=2)[..., -window:]
-        major_logit = self.critic.read_profile(classes.mean(dim=2)).view(-1, candidates)
-        wanted = torch.tensor([float(np.sign(v)) for v in valences], device=major_logit.device)[:, None]
-        scores = major_logit * wanted  # all zero at valence 0: candidate 0 wins, as without guidance
-        winners = [clip * candidates + int(k) for clip, k in enumerate(scores.argmax(dim=1))]
-        return winners, classes[winners]
+            classes = torch.cat([heard[clips], classes], dim=2)[..., -self.critic.window_frames :]
+        major_logit = self.critic.read_profile(classes.mean(dim=2))
+        wanted = torch.tensor([float(np.sign(v)) for v in valences], device=major_logit.device)
+        return major_logit * wanted, classes

@@ -3,6 +3,8 @@
     MOODMUSIC_HOST, MOODMUSIC_PORT              where to listen (default 127.0.0.1:8000)
     MOODMUSIC_CHECKPOINTS                        the checkpoints folder (default: the shipped one)
     MOODMUSIC_VOCODER                            'griffinlim' or a HiFi-GAN folder instead of the checkpoints' vocoder
+    MOODMUSIC_CANDIDATES                         the generator's critic-guided sampling: candidates per chunk (1: plain,
+                                                 cheaper under load; default: the generator's guidance.json)
     MOODMUSIC_NARRATOR                           template | openai | llama-cpp (read by narrator/, see docs/narrator.md)
     MOODMUSIC_WORKERS, MOODMUSIC_QUEUE           inference threads, and requests that may wait for one
     MOODMUSIC_DEADLINE                           seconds a request may take, queue included (default 60)
@@ -35,6 +37,7 @@ class Settings:
     port: int = 8000
     checkpoints: str | None = None  # None: the shipped folder (or MOODMUSIC_CHECKPOINTS, read by checkpoints.py)
     vocoder: str | None = None
+    candidates: int | None = None  # None: the generator folder's guidance.json
     narrator: str | None = None  # None: whatever narrator/ reads from the environment
     workers: int = 2
     torch_threads: int = 0  # per process; 0: the cores divided among the workers (two workers on two cores: one each)
@@ -56,6 +59,7 @@ class Settings:
         checks = {
             "port": 0 <= self.port <= 65535,
             "workers": self.workers >= 1,
+            "candidates": self.candidates is None or self.candidates >= 1,
             "torch_threads": self.torch_threads >= 0,
             "queue_size": self.queue_size >= 0,
             "deadline_s": self.deadline_s > 0,
@@ -101,7 +105,7 @@ class Settings:
 
         values = {
             "host": get("HOST"), "port": number("PORT", int), "checkpoints": get("CHECKPOINTS"),
-            "vocoder": get("VOCODER"), "narrator": get("NARRATOR"), "workers": number("WORKERS", int),
+            "vocoder": get("VOCODER"), "candidates": number("CANDIDATES", int), "narrator": get("NARRATOR"), "workers": number("WORKERS", int),
             "torch_threads": number("TORCH_THREADS", int),
             "queue_size": number("QUEUE", int), "deadline_s": number("DEADLINE"),
             "upload_limit_bytes": megabytes("UPLOAD_LIMIT_MB"), "analyze_max_seconds": number("ANALYZE_MAX_SECONDS"),
@@ -114,7 +118,7 @@ class Settings:
     def with_args(self, args: argparse.Namespace) -> Settings:
         """Flags win over the environment; a flag left unset keeps the environment's (or default) value."""
         changes = {
-            "host": args.host, "port": args.port, "checkpoints": args.checkpoints, "vocoder": args.vocoder,
+            "host": args.host, "port": args.port, "checkpoints": args.checkpoints, "vocoder": args.vocoder, "candidates": args.candidates,
             "narrator": args.narrator, "workers": args.workers, "torch_threads": args.torch_threads,
             "queue_size": args.queue, "deadline_s": args.deadline,
             "upload_limit_bytes": None if args.upload_limit_mb is None else int(args.upload_limit_mb * MB),

@@ -21,3 +21,14 @@ def test_a_group_alone_runs_its_default_subcommand():
     assert with_default_subcommand(["evaluate", "--help"]) == ["evaluate", "--help"]  # the group's own help
     args = build_parser().parse_args(with_default_subcommand(["evaluate", "--quick"]))
     assert args._module == "evaluation.closed_loop" and args.quick
+
+
+def test_serve_takes_the_guidance_candidates_from_the_environment_or_the_flag():
+    from server.settings import Settings, SettingsError
+
+    assert Settings.from_env({}).candidates is None  # the generator's guidance.json decides
+    assert Settings.from_env({"MOODMUSIC_CANDIDATES": "1"}).candidates == 1
+    args = build_parser().parse_args(["serve", "--candidates", "4"])
+    assert Settings.from_env({"MOODMUSIC_CANDIDATES": "1"}).with_args(args).candidates == 4
+    with pytest.raises(SettingsError, match="candidates"):
+        Settings.from_env({"MOODMUSIC_CANDIDATES": "0"})

@@ -105,6 +105,18 @@ def test_guidance_keeps_the_candidate_the_critic_prefers(tiny_generator):
         guided.generate("calm", 2.0, guidance=Guidance(0, 2))
 
 
+def test_guidance_with_acceptance_tries_the_others_only_when_candidate_0_falls_short(tiny_generator):
+    from generator.sampling import Guidance
+
+    guided = MelGenerator(tiny_generator.model, TINY, version="test", critic=LoudnessCritic())
+    mood = (0.6, 0.3)
+    every_time = guided.generate(mood, 2.0, seed=5, guidance=Guidance(3, 2))
+    # A bar no candidate can clear: the others are always tried, and the best of all is kept, as without a bar.
+    assert torch.allclose(guided.generate(mood, 2.0, seed=5, guidance=Guidance(3, 2, accept=1.0)), every_time, atol=1e-5)
+    # A bar every candidate clears: candidate 0 is always kept, i.e. plain sampling.
+    assert torch.allclose(guided.generate(mood, 2.0, seed=5, guidance=Guidance(3, 2, accept=0.0)), tiny_generator.generate(mood, 2.0, seed=5), atol=1e-5)
+
+
 def test_guidance_json_loads_the_critic_beside_the_generator(tiny_checkpoints, tmp_path):
     import shutil
 
