@@ -681,6 +681,8 @@ QUICK_OUT = "runs/evaluation-quick"  # a quick run must not overwrite the commit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from moodmusic.cli import candidates_argument
+
     defaults = ClosedLoopConfig()
     parser.add_argument("--quick", action="store_true", help="the CI grid: 3 x 3 moods x 2 seeds of 4 s (written to runs/evaluation-quick unless --out)")
     parser.add_argument("--grid", type=int, help=f"moods per side of the grid (default {defaults.grid}; quick 3)")
@@ -696,7 +698,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-acoustic", action="store_true", help="skip the acoustic judge")
     parser.add_argument("--checkpoints", help="a checkpoints folder (default: the shipped one)")
     parser.add_argument("--vocoder", help="'griffinlim' or a HiFi-GAN folder instead of the shipped vocoder")
-    parser.add_argument("--candidates", type=int, help="the generator's critic-guided sampling: candidates per chunk (1: plain sampling; default: its guidance.json)")
+    parser.add_argument("--candidates", type=candidates_argument, help="the generator's critic-guided sampling: candidates per chunk (1: plain sampling; default: its guidance.json)")
     parser.add_argument("--out", help="folder for evaluation.md/.json/_*.png (default docs; with --quick runs/evaluation-quick)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
 

@@ -22,6 +22,8 @@ def parse_trajectory(text: str) -> list[tuple[float, float, float]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from moodmusic.cli import candidates_argument
+
     mood = parser.add_mutually_exclusive_group()
     mood.add_argument("--mood", help="a named mood (see `moodmusic generate --list-moods`)")
     mood.add_argument("--trajectory", help="time:valence:arousal points, e.g. 0:-0.6:-0.5,10:0.7:0.6")
@@ -35,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-verify", action="store_true", help="skip the classifier (and the narration)")
     parser.add_argument("--checkpoints", help="a checkpoints folder (default: the shipped one)")
     parser.add_argument("--vocoder", help="'griffinlim' or a HiFi-GAN folder instead of the shipped vocoder")
-    parser.add_argument("--candidates", type=int, help="critic-guided sampling: continuations tried per chunk (1: plain sampling; "
+    parser.add_argument("--candidates", type=candidates_argument, help="critic-guided sampling: continuations tried per chunk (1: plain sampling; "
                         "default: the generator folder's guidance.json)")
     parser.add_argument("--list-moods", action="store_true", help="print the named moods and exit")
 

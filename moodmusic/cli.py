@@ -38,6 +38,17 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
 DEFAULT_SUBCOMMANDS = {"evaluate": "chain", "bench": "all"}
 
 
+def candidates_argument(text: str) -> int:
+    """argparse type of --candidates (generate, evaluate chain, serve): a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 (1: plain sampling), got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moodmusic", description="Mood-conditioned music generation, analysis and narration.")
     groups: dict[str, argparse._SubParsersAction] = {}

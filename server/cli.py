@@ -14,12 +14,14 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from moodmusic.cli import candidates_argument
+
     # Defaults are None: an unset flag leaves the environment's (or the built-in) value.
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1; MOODMUSIC_HOST)")
     parser.add_argument("--port", type=int, help="port (default 8000; MOODMUSIC_PORT)")
     parser.add_argument("--checkpoints", help="checkpoints folder (default: the shipped one; MOODMUSIC_CHECKPOINTS)")
     parser.add_argument("--vocoder", help="'griffinlim' or a HiFi-GAN folder instead of the checkpoints' vocoder")
-    parser.add_argument("--candidates", type=int, help="the generator's critic-guided sampling: candidates per chunk (1: plain sampling, cheaper under load)")
+    parser.add_argument("--candidates", type=candidates_argument, help="the generator's critic-guided sampling: candidates per chunk (1: plain sampling, cheaper under load)")
     parser.add_argument("--narrator", help="template | openai | llama-cpp (default template; MOODMUSIC_NARRATOR, MOODMUSIC_LLM_*)")
     parser.add_argument("--workers", type=int, help="inference threads (default 2; MOODMUSIC_WORKERS)")
     parser.add_argument("--torch-threads", type=int, help="torch threads; 0: cores / workers, so workers do not "

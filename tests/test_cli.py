@@ -32,3 +32,6 @@ def test_serve_takes_the_guidance_candidates_from_the_environment_or_the_flag():
     assert Settings.from_env({"MOODMUSIC_CANDIDATES": "1"}).with_args(args).candidates == 4
     with pytest.raises(SettingsError, match="candidates"):
         Settings.from_env({"MOODMUSIC_CANDIDATES": "0"})
+    for command in (["serve"], ["generate"], ["evaluate", "chain"]):
+        with pytest.raises(SystemExit):  # argparse's usage error, not a traceback
+            build_parser().parse_args([*command, "--candidates", "0"])
