@@ -272,12 +272,13 @@ def _mood_section(records: list[dict]) -> dict:
     confusion = quadrant_confusion(asked[off_axis], heard[off_axis])
     # Every mood of the grid is generated with the same seeds, so a seed is one latent draw shared by
     # all moods: the spread of the accuracy across seeds says how far the mean would move with others.
-    seeds = np.array([r.get("seed", -1) for r in records])  # real clips have no seed: one group
-    by_seed = {
-        int(seed): quadrant_confusion(asked[off_axis & (seeds == seed)], heard[off_axis & (seeds == seed)])["accuracy"]
-        for seed in np.unique(seeds[off_axis])
-    }
-    by_seed.pop(-1, None)
+    by_seed: dict[int, float] = {}
+    if all("seed" in r for r in records):  # generated clips; the real reference clips have none
+        seeds = np.array([r["seed"] for r in records])
+        by_seed = {
+            int(seed): quadrant_confusion(asked[off_axis & (seeds == seed)], heard[off_axis & (seeds == seed)])["accuracy"]
+            for seed in np.unique(seeds[off_axis])
+        }
     seed_accuracies = np.array(list(by_seed.values()), dtype=float)
     return {
         "clips": len(records),
@@ -722,9 +723,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     config = config_from_args(args)
     out = Path(args.out or (QUICK_OUT if args.quick else "docs"))
-    pipeline = load_pipeline(args.checkpoints, vocoder=args.vocoder)
-    if args.candidates is not None:
-        pipeline.generator.set_candidates(args.candidates)
+    pipeline = load_pipeline(args.checkpoints, vocoder=args.vocoder, candidates=args.candidates)
     report, artifacts = _run(pipeline, config)
     write_report(report, artifacts, out, command_line(args))
     for key, row in report["acceptance"].items():

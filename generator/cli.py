@@ -63,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from moodmusic.audio import write_wav
     from moodmusic.pipeline import load_pipeline
 
-    chain = load_pipeline(args.checkpoints, vocoder=args.vocoder)
-    if args.candidates is not None:
-        chain.generator.set_candidates(args.candidates)
+    chain = load_pipeline(args.checkpoints, vocoder=args.vocoder, candidates=args.candidates)
     with tqdm(desc="generating", unit="slice", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:

@@ -32,15 +32,19 @@ def load_guidance(directory: Path, device: str = "cpu"):
         return None, Guidance()
     from generator.critic import load as load_critic
 
-    spec = json.loads(path.read_text())
-    critic_dir = directory.parent / spec["critic"]
+    try:
+        spec = json.loads(path.read_text())
+        critic_dir = directory.parent / spec["critic"]
+        accept = spec.get("accept")
+        guidance = Guidance(int(spec["candidates"]), int(spec["chunk_slices"]), None if accept is None else float(accept))
+    except (ValueError, KeyError, TypeError) as error:
+        raise checkpoints.CheckpointError(f"{path} must be like {{\"candidates\": 8, \"chunk_slices\": 4, \"critic\": \"critic\"}}: {error}") from error
     if not (critic_dir / checkpoints.WEIGHTS_FILE).exists():
         raise checkpoints.CheckpointError(f"{path} names the critic {critic_dir}, which holds no weights: "
                                           "train one with `moodmusic train critic --export` or delete the file")  # fmt: skip
     critic = load_critic(critic_dir).to(device)
     critic.version = checkpoints.sha256(critic_dir / checkpoints.WEIGHTS_FILE)[:8]
-    accept = spec.get("accept")
-    return critic, Guidance(int(spec["candidates"]), int(spec["chunk_slices"]), None if accept is None else float(accept))
+    return critic, guidance
 
 
 def load(directory: str | Path | None = None, device: str = "cpu") -> MelGenerator:

@@ -17,6 +17,7 @@ instead of changing its mind every 0.37 s.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Sequence, Union
@@ -155,6 +156,10 @@ class Guidance:
     chunk_slices: int = 4
     accept: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.candidates < 1 or self.chunk_slices < 1 or not (self.accept is None or 0.0 <= self.accept <= 1.0):
+            raise ValueError(f"guidance needs candidates >= 1, chunk_slices >= 1 and accept in [0, 1] or None, got {self}")
+
 
 def candidate_seed(seed: int, candidate: int) -> int:
     """Candidate 0 draws from the clip's own seed (so one candidate is plain sampling); others from their own streams."""
@@ -186,9 +191,7 @@ class MelGenerator:
 
     def set_candidates(self, candidates: int) -> None:
         """Candidates per chunk for guided sampling from now on (1: plain sampling)."""
-        if candidates < 1:
-            raise ValueError(f"candidates must be >= 1, got {candidates}")
-        self.guidance = Guidance(candidates, self.guidance.chunk_slices, self.guidance.accept)
+        self.guidance = dataclasses.replace(self.guidance, candidates=candidates)
 
     def session(self, mood: MoodLike, seed: int = 0, context=None) -> Session:
         return Session(self.model, mood, seed, context)
@@ -211,8 +214,6 @@ class MelGenerator:
             raise ValueError("one seed per mood")
         guidance = guidance or self.guidance
         candidates = guidance.candidates if self.critic is not None else 1
-        if candidates < 1 or guidance.chunk_slices < 1:
-            raise ValueError(f"guidance needs candidates >= 1 and chunk_slices >= 1, got {guidance}")
         trajectories = [Trajectory.of(m) for m in moods]
         contexts = contexts or [None] * len(moods)
         # sessions[clip][k] holds candidate k's random stream; after each chunk every candidate of a clip

@@ -195,12 +195,15 @@ def chosen_vocoder(root: Path) -> str:
     return str(root / "vocoder")
 
 
-def load_pipeline(checkpoints: str | Path | None = None, vocoder: str | None = None, narrator=None, device: str = "cpu") -> Pipeline:
+def load_pipeline(
+    checkpoints: str | Path | None = None, vocoder: str | None = None, narrator=None, device: str = "cpu", candidates: int | None = None
+) -> Pipeline:
     """The stages from a checkpoints folder (default: the shipped one, or $MOODMUSIC_CHECKPOINTS).
 
     The vocoder is `vocoder` when given ("griffinlim", "hifigan" or a folder), else $MOODMUSIC_VOCODER,
     else the folder's pipeline.json choice (the shipped one picks the renderer that measured best, see
-    docs/vocoder.md), else the folder's HiFi-GAN.
+    docs/vocoder.md), else the folder's HiFi-GAN. `candidates` overrides the generator's guided sampling
+    (1: plain sampling); None keeps its guidance.json.
     """
     import classifier
     import generator
@@ -213,8 +216,11 @@ def load_pipeline(checkpoints: str | Path | None = None, vocoder: str | None = N
     vocoder = vocoder or os.environ.get("MOODMUSIC_VOCODER") or chosen_vocoder(root or checkpoints_dir())
     if vocoder == "hifigan" and root is not None:
         vocoder = str(root / "vocoder")
+    melgen = generator.load(root / "generator" if root else None, device=device)
+    if candidates is not None:
+        melgen.set_candidates(candidates)
     return Pipeline(
-        generator=generator.load(root / "generator" if root else None, device=device),
+        generator=melgen,
         vocoder=vocoder_stage.load(vocoder, device=device),
         classifier=classifier.load(root / "classifier" if root else None, device=device),
         narrator=narrator if narrator is not None else narrator_stage.default_narrator(),

@@ -60,9 +60,7 @@ def start(settings: Settings, metrics: Metrics, pipeline: Pipeline | None = None
     log.info("%d workers x %d torch threads", settings.workers, threads)
     if pipeline is None:
         log.info("loading models from %s", settings.checkpoints or "the shipped checkpoints")
-        pipeline = load_pipeline(settings.checkpoints, vocoder=settings.vocoder, narrator=configured_narrator(settings))
-        if settings.candidates is not None:
-            pipeline.generator.set_candidates(settings.candidates)
+        pipeline = load_pipeline(settings.checkpoints, vocoder=settings.vocoder, narrator=configured_narrator(settings), candidates=settings.candidates)
     if settings.warmup:
         # The first call through torch and the classifier's feature code is several times slower than
         # the next; pay it here, not in the first user's request.

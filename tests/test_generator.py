@@ -127,6 +127,9 @@ def test_guidance_json_loads_the_critic_beside_the_generator(tiny_checkpoints, t
     root = tmp_path / "checkpoints"
     shutil.copytree(tiny_checkpoints, root)
     plain = generator.load(root / "generator")
+    (root / "generator" / "guidance.json").write_text(json.dumps({"candidates": 0, "chunk_slices": 2, "critic": "critic"}))
+    with pytest.raises(checkpoints.CheckpointError, match="guidance.json must be like"):
+        generator.load(root / "generator")
     (root / "generator" / "guidance.json").write_text(json.dumps({"candidates": 3, "chunk_slices": 2, "critic": "critic"}))
     with pytest.raises(checkpoints.CheckpointError, match="moodmusic train critic --export"):
         generator.load(root / "generator")
