@@ -430,7 +430,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load-test", action="store_true", help=f"also run {LOAD_TEST_SCRIPT} (the server under loopback load)")
     parser.add_argument("--load-test-args", default="", help=f"arguments for {LOAD_TEST_SCRIPT}, e.g. '--requests 200 --concurrency 4'")
     parser.add_argument("--checkpoints", help="a checkpoints folder (default: the shipped one)")
-    parser.add_argument("--vocoder", help="'griffinlim' or a HiFi-GAN folder instead of the shipped vocoder")
+    parser.add_argument("--vocoder", help="'griffinlim', 'griffinlim-sparse' or a HiFi-GAN folder instead of the shipped vocoder")
     parser.add_argument("--out", default="docs", help="folder for benchmarks.md and benchmarks.json (default docs)")
 
 

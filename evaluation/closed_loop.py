@@ -698,7 +698,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-narrate", action="store_true", help="skip the narration check")
     parser.add_argument("--no-acoustic", action="store_true", help="skip the acoustic judge")
     parser.add_argument("--checkpoints", help="a checkpoints folder (default: the shipped one)")
-    parser.add_argument("--vocoder", help="'griffinlim' or a HiFi-GAN folder instead of the shipped vocoder")
+    parser.add_argument("--vocoder", help="'griffinlim', 'griffinlim-sparse' or a HiFi-GAN folder instead of the shipped vocoder")
     parser.add_argument("--candidates", type=candidates_argument, help="the generator's critic-guided sampling: candidates per chunk (1: plain sampling; default: its guidance.json)")
     parser.add_argument("--out", help="folder for evaluation.md/.json/_*.png (default docs; with --quick runs/evaluation-quick)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", help="also write the asked and heard mood, narration, timings and versions here")
     parser.add_argument("--no-verify", action="store_true", help="skip the classifier (and the narration)")
     parser.add_argument("--checkpoints", help="a checkpoints folder (default: the shipped one)")
-    parser.add_argument("--vocoder", help="'griffinlim' or a HiFi-GAN folder instead of the shipped vocoder")
+    parser.add_argument("--vocoder", help="'griffinlim', 'griffinlim-sparse' or a HiFi-GAN folder instead of the shipped vocoder")
     parser.add_argument("--candidates", type=candidates_argument, help="critic-guided sampling: continuations tried per chunk (1: plain sampling; "
                         "default: the generator folder's guidance.json)")
     parser.add_argument("--list-moods", action="store_true", help="print the named moods and exit")

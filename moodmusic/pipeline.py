@@ -187,7 +187,7 @@ PIPELINE_FILE = "pipeline.json"  # in a checkpoints folder: which renderer the s
 
 
 def chosen_vocoder(root: Path) -> str:
-    """The renderer a checkpoints folder names in pipeline.json ("griffinlim", "hifigan" or a folder), else its HiFi-GAN."""
+    """The renderer a checkpoints folder names in pipeline.json ("griffinlim", "griffinlim-sparse", "hifigan" or a folder), else its HiFi-GAN."""
     path = root / PIPELINE_FILE
     if path.exists():
         choice = str(json.loads(path.read_text()).get("vocoder", "hifigan"))
@@ -200,7 +200,7 @@ def load_pipeline(
 ) -> Pipeline:
     """The stages from a checkpoints folder (default: the shipped one, or $MOODMUSIC_CHECKPOINTS).
 
-    The vocoder is `vocoder` when given ("griffinlim", "hifigan" or a folder), else $MOODMUSIC_VOCODER,
+    The vocoder is `vocoder` when given ("griffinlim", "griffinlim-sparse", "hifigan" or a folder), else $MOODMUSIC_VOCODER,
     else the folder's pipeline.json choice (the shipped one picks the renderer that measured best, see
     docs/vocoder.md), else the folder's HiFi-GAN. `candidates` overrides the generator's guided sampling
     (1: plain sampling); None keeps its guidance.json.

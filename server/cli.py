@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1; MOODMUSIC_HOST)")
     parser.add_argument("--port", type=int, help="port (default 8000; MOODMUSIC_PORT)")
     parser.add_argument("--checkpoints", help="checkpoints folder (default: the shipped one; MOODMUSIC_CHECKPOINTS)")
-    parser.add_argument("--vocoder", help="'griffinlim' or a HiFi-GAN folder instead of the checkpoints' vocoder")
+    parser.add_argument("--vocoder", help="'griffinlim', 'griffinlim-sparse' or a HiFi-GAN folder instead of the checkpoints' vocoder")
     parser.add_argument("--candidates", type=candidates_argument, help="the generator's critic-guided sampling: candidates per chunk (1: plain sampling, cheaper under load)")
     parser.add_argument("--narrator", help="template | openai | llama-cpp (default template; MOODMUSIC_NARRATOR, MOODMUSIC_LLM_*)")
     parser.add_argument("--workers", type=int, help="inference threads (default 2; MOODMUSIC_WORKERS)")

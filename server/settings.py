@@ -2,7 +2,7 @@
 
     MOODMUSIC_HOST, MOODMUSIC_PORT              where to listen (default 127.0.0.1:8000)
     MOODMUSIC_CHECKPOINTS                        the checkpoints folder (default: the shipped one)
-    MOODMUSIC_VOCODER                            'griffinlim' or a HiFi-GAN folder instead of the checkpoints' vocoder
+    MOODMUSIC_VOCODER                            'griffinlim', 'griffinlim-sparse' or a HiFi-GAN folder instead of the checkpoints' vocoder
     MOODMUSIC_CANDIDATES                         the generator's critic-guided sampling: candidates per chunk (1: plain,
                                                  cheaper under load; default: the generator's guidance.json)
     MOODMUSIC_NARRATOR                           template | openai | llama-cpp (read by narrator/, see docs/narrator.md)

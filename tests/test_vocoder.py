@@ -246,6 +246,39 @@ def test_training_writes_a_resumable_state_exports_and_resumes(tiny_corpus, tmp_
         train(TrainConfig(corpus=str(tiny_corpus), out=str(out), steps=6, batch_size=2, segment=2048), progress=False)
 
 
+def test_sparse_inversion_finds_the_partials_of_a_chord():
+    """The mel of an A minor triad (5 harmonics a note) is explained by sinusoids at its partials, and
+    the linear magnitude they make folds back to the mel it was given."""
+    from moodmusic.mel import filterbank
+    from vocoder.model import SinusoidMelInverse
+
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    notes = [220.0, 261.63, 329.63]  # A3 C4 E4
+    partials = [k * f for f in notes for k in range(1, 6)]
+    chord = sum(np.sin(2 * np.pi * p * t) / (1 + i % 5) for i, p in enumerate(partials))
+    magnitude = torch.exp(log_mel(torch.from_numpy((0.3 * chord / np.abs(chord).max()).astype(np.float32))))[None]
+    inverse = SinusoidMelInverse()
+    middle = magnitude.shape[-1] // 2
+    amplitudes = inverse.amplitudes(magnitude)[0, :, middle]
+    strongest = inverse.frequencies[torch.argsort(amplitudes, descending=True)[:6].numpy()]
+    semitones_off = [min(abs(12 * np.log2(f / p)) for p in partials) for f in strongest]
+    assert max(semitones_off) < 0.5, (strongest, semitones_off)
+    linear = inverse(magnitude)
+    refolded = (linear.transpose(1, 2) @ filterbank()).transpose(1, 2)
+    loud = magnitude > 1e-2 * magnitude.max()
+    assert float(((refolded - magnitude).abs()[loud] / magnitude[loud]).median()) < 0.05
+
+
+def test_sparse_griffinlim_loads_and_renders():
+    sparse = vocoder.load("griffinlim-sparse")
+    assert sparse.name == "griffinlim-sparse" and sparse.version == f"griffinlim-sparse-{sparse.n_iter}"
+    clip = music(0.5)
+    audio = sparse.render(log_mel(clip))
+    assert audio.shape == (log_mel(clip).shape[-1] * HOP_LENGTH,) and torch.isfinite(audio).all()
+    with pytest.raises(ValueError, match="inversion"):
+        vocoder.GriffinLimVocoder(inversion="pinv")
+
+
 @needs_fluidsynth
 def test_evaluate_writes_the_report(tiny_corpus, tmp_path):
     folder = tmp_path / "voc"
@@ -255,7 +288,7 @@ def test_evaluate_writes_the_report(tiny_corpus, tmp_path):
             "--out", str(out), "--seconds", "1", "--threads", "1"]  # fmt: skip
     assert main(args) == 0
     results = json.loads((out / "vocoder_eval.json").read_text())
-    assert {"hifigan", "griffinlim", "speed", "streaming", "acceptance"} <= set(results)
+    assert {"hifigan", "griffinlim", "griffinlim_sparse", "speed", "streaming", "acceptance"} <= set(results)
     assert results["acceptance"]["streaming_joins_ok"] and results["acceptance"]["streaming_mel_ok"]
     assert (out / "vocoder_spectrograms.png").stat().st_size > 10_000
     assert "| 1024 |" in (out / "vocoder.md").read_text()

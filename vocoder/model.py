@@ -4,7 +4,8 @@ Three kinds load through `load()` (vocoder/__init__.py):
 - our HiFi-GAN: speechbrain's `HifiganGenerator` built from `VocoderConfig`, weights in the
   checkpoint format of moodmusic.checkpoints (checkpoints/vocoder/ when shipped);
 - a speechbrain HiFi-GAN folder a user has (`hyperparams.yaml` + `generator.ckpt`);
-- Griffin-Lim (torchaudio), the fallback that needs no weights.
+- Griffin-Lim (torchaudio), the fallback that needs no weights, after a least-squares or a sparse
+  (sinusoid) inversion of the mel filterbank.
 
 Weight norm: every state dict we write or read is the generator *as constructed*, with weight
 norm (speechbrain's parametrisation keys, or the older weight_g/weight_v that torch converts on
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 STAGE = "vocoder"
 GRIFFIN_LIM = "griffinlim"
+GRIFFIN_LIM_SPARSE = "griffinlim-sparse"
+GRIFFIN_LIM_INVERSIONS = {"least-squares": GRIFFIN_LIM, "sparse": GRIFFIN_LIM_SPARSE}  # inversion -> the name load() takes
 SHIPPED_HIFIGAN = "hifigan"
 SPEECHBRAIN_HPARAMS = "hyperparams.yaml"
 SPEECHBRAIN_WEIGHTS = "generator.ckpt"
@@ -210,23 +213,74 @@ class HifiganVocoder(Vocoder):
         return self.generator(mels).squeeze(1)
 
 
-class GriffinLimVocoder(Vocoder):
-    """Invert the mel filterbank (least squares, torchaudio InverseMelScale), then Griffin-Lim.
+class SinusoidMelInverse(torch.nn.Module):
+    """Mel magnitude -> linear magnitude, as a non-negative sum of sinusoids (one frame at a time).
 
-    Phase starts at zero (not random), so the same mel always gives the same audio.
+    The mel has 80 bands for 513 STFT bins, so many spectra give the same mel. The least-squares
+    answer (torchaudio's InverseMelScale) is the smoothest of them: it spreads each partial over its
+    whole band, below 1 kHz 133 Hz wide, several semitones, and the rendering loses the pitch that
+    carries the mode (docs/vocoder.md). Music is mostly partials, so here each frame is explained by
+    sinusoids on a grid of `per_octave` steps from 27.5 Hz to the mel's top: each atom is the STFT
+    magnitude of a Hann-windowed sinusoid (its main lobe over the 513 bins) and its mel response.
+    Non-negative least squares by multiplicative updates (Lee and Seung 2001) keeps few atoms
+    active, and a partial's energy split between two overlapping bands tells where it sits between
+    them, so the partials come back at their pitch.
     """
 
-    def __init__(self, n_iter: int = 32, device: str | torch.device = "cpu"):
+    def __init__(self, per_octave: int = 36, iterations: int = 100):
+        super().__init__()
+        from moodmusic.mel import filterbank
+
+        self.iterations = iterations
+        lowest = 27.5  # A0, the piano's lowest note
+        frequencies = lowest * 2 ** (np.arange(int(per_octave * math.log2(MEL.f_max / lowest)) + 1) / per_octave)
+        t = np.arange(MEL.n_fft) / MEL.sample_rate
+        window = torch.hann_window(MEL.win_length, dtype=torch.float64).numpy()
+        lobes = np.abs(np.fft.rfft(window * np.cos(2 * np.pi * frequencies[:, None] * t), axis=1)).T  # (bins, atoms)
+        lobes = torch.from_numpy(lobes).float()
+        self.frequencies = frequencies  # Hz, one per atom
+        self.register_buffer("lobes", lobes)
+        self.register_buffer("atoms", filterbank().T @ lobes)  # (mels, atoms): each atom's mel magnitude
+
+    def amplitudes(self, mel_magnitude: torch.Tensor) -> torch.Tensor:
+        """(B, 80, T) mel magnitude -> (B, atoms, T) non-negative amplitude of each sinusoid."""
+        atoms = self.atoms
+        target = atoms.T @ mel_magnitude
+        amplitudes = torch.full_like(target, 1e-3) * mel_magnitude.mean(dim=1, keepdim=True)  # flat start
+        for _ in range(self.iterations):
+            amplitudes = amplitudes * target / (atoms.T @ (atoms @ amplitudes) + 1e-10)
+        return amplitudes
+
+    def forward(self, mel_magnitude: torch.Tensor) -> torch.Tensor:
+        """(B, 80, T) mel magnitude -> (B, 513, T) linear magnitude."""
+        return self.lobes @ self.amplitudes(mel_magnitude)
+
+
+class GriffinLimVocoder(Vocoder):
+    """Unmix the mel filterbank to a linear magnitude, then Griffin-Lim (torchaudio).
+
+    `inversion` "least-squares" is torchaudio's InverseMelScale, the textbook baseline; "sparse" is
+    `SinusoidMelInverse`, which keeps the partials' pitch (docs/vocoder.md). Phase starts at zero
+    (not random), so the same mel always gives the same audio.
+    """
+
+    def __init__(self, n_iter: int = 32, inversion: str = "least-squares", device: str | torch.device = "cpu"):
         import torchaudio
 
+        if inversion not in GRIFFIN_LIM_INVERSIONS:
+            raise ValueError(f"inversion must be one of {sorted(GRIFFIN_LIM_INVERSIONS)}, got {inversion!r}")
         self.n_iter = n_iter
-        self.name, self.version, self.device = GRIFFIN_LIM, f"griffinlim-{n_iter}", torch.device(device)
+        self.name = GRIFFIN_LIM_INVERSIONS[inversion]
+        self.version, self.device = f"{self.name}-{n_iter}", torch.device(device)
         self.context_frames = 8  # twice the window's span; Griffin-Lim's phase is only locally consistent
         self.crossfade_samples = MEL.n_fft  # its chunks' phases differ, so fade over a full window
-        self.inverse_mel = torchaudio.transforms.InverseMelScale(
-            n_stft=MEL.n_fft // 2 + 1, n_mels=MEL.n_mels, sample_rate=MEL.sample_rate,
-            f_min=MEL.f_min, f_max=MEL.f_max, norm=MEL.norm, mel_scale=MEL.mel_scale,
-        ).to(self.device)  # fmt: skip
+        if inversion == "sparse":
+            self.inverse_mel = SinusoidMelInverse().to(self.device)
+        else:
+            self.inverse_mel = torchaudio.transforms.InverseMelScale(
+                n_stft=MEL.n_fft // 2 + 1, n_mels=MEL.n_mels, sample_rate=MEL.sample_rate,
+                f_min=MEL.f_min, f_max=MEL.f_max, norm=MEL.norm, mel_scale=MEL.mel_scale,
+            ).to(self.device)  # fmt: skip
         self.window = torch.hann_window(MEL.win_length, device=self.device)
 
     def _render(self, mels: torch.Tensor) -> torch.Tensor:
@@ -318,7 +372,8 @@ def load_speechbrain_folder(directory: Path, device: str | torch.device = "cpu")
 
 
 def load(source: str | Path | None = None, device: str | torch.device = "cpu") -> Vocoder:
-    """The shipped HiFi-GAN (None or "hifigan"), Griffin-Lim ("griffinlim"), or a folder: ours or speechbrain's."""
+    """The shipped HiFi-GAN (None or "hifigan"), Griffin-Lim ("griffinlim", or "griffinlim-sparse" with the
+    sinusoid inversion of the mel), or a folder: ours or speechbrain's."""
     if source is None or str(source).lower() == SHIPPED_HIFIGAN:
         directory = checkpoints.stage_dir(STAGE)
         if not (directory / checkpoints.WEIGHTS_FILE).exists():
@@ -327,14 +382,15 @@ def load(source: str | Path | None = None, device: str | torch.device = "cpu") -
                 f"or load a speechbrain HiFi-GAN folder or {GRIFFIN_LIM!r} (no weights needed)"
             )
         return load_checkpoint_folder(directory, device, name="moodmusic-hifigan", version=checkpoints.version(STAGE))
-    if str(source).lower() == GRIFFIN_LIM:
-        return GriffinLimVocoder(device=device)
+    for inversion, name in GRIFFIN_LIM_INVERSIONS.items():
+        if str(source).lower() == name:
+            return GriffinLimVocoder(inversion=inversion, device=device)
     directory = Path(source)
     if (directory / checkpoints.WEIGHTS_FILE).exists():
         return load_checkpoint_folder(directory, device)
     if (directory / SPEECHBRAIN_HPARAMS).exists() and (directory / SPEECHBRAIN_WEIGHTS).exists():
         return load_speechbrain_folder(directory, device)
     raise CheckpointError(
-        f"{source}: not a vocoder; expected {GRIFFIN_LIM!r}, a folder with {checkpoints.WEIGHTS_FILE} + {checkpoints.CONFIG_FILE}, "
+        f"{source}: not a vocoder; expected {GRIFFIN_LIM!r}, {GRIFFIN_LIM_SPARSE!r}, a folder with {checkpoints.WEIGHTS_FILE} + {checkpoints.CONFIG_FILE}, "
         f"or a speechbrain folder with {SPEECHBRAIN_HPARAMS} + {SPEECHBRAIN_WEIGHTS}"
     )
