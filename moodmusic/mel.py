@@ -85,6 +85,42 @@ def filterbank() -> torch.Tensor:
     return _transform(torch.device("cpu")).mel_scale.fb.clone()
 
 
+class SinusoidMelInverse(torch.nn.Module):
+    """Mel magnitude -> linear magnitude, as a non-negative sum of sinusoids (one frame at a time).
+
+    The mel has 80 bands for 513 STFT bins, so many spectra give the same mel. The least-squares
+    answer (torchaudio's InverseMelScale) is the smoothest of them: it spreads each band's energy over
+    the band, below 1 kHz 133 Hz wide, several semitones. Music is mostly partials, so here each frame
+    is explained by sinusoids on a grid of `per_octave` steps from `lowest_hz` to `highest_hz`: each
+    atom is the STFT magnitude of a Hann-windowed sinusoid (its main lobe over the 513 bins) and that
+    lobe's mel. Non-negative least squares by multiplicative updates (Lee and Seung 2001) keeps few
+    atoms active, and a partial's energy split between two overlapping bands places it between them.
+    """
+
+    def __init__(self, lowest_hz: float = 27.5, highest_hz: float = MEL.f_max, per_octave: int = 36, iterations: int = 100):
+        super().__init__()
+        self.iterations = iterations
+        self.frequencies = lowest_hz * 2 ** (np.arange(int(per_octave * math.log2(highest_hz / lowest_hz)) + 1) / per_octave)  # Hz
+        t = np.arange(MEL.n_fft) / MEL.sample_rate
+        window = torch.hann_window(MEL.win_length, dtype=torch.float64).numpy()
+        lobes = torch.from_numpy(np.abs(np.fft.rfft(window * np.cos(2 * np.pi * self.frequencies[:, None] * t), axis=1)).T).float()
+        self.register_buffer("lobes", lobes)  # (bins, atoms)
+        self.register_buffer("atoms", filterbank().T @ lobes)  # (mels, atoms): each atom's mel magnitude
+
+    def amplitudes(self, mel_magnitude: torch.Tensor) -> torch.Tensor:
+        """(B, 80, T) mel magnitude -> (B, atoms, T) non-negative amplitude of each sinusoid."""
+        atoms = self.atoms
+        target = atoms.T @ mel_magnitude
+        amplitudes = torch.full_like(target, 1e-3) * mel_magnitude.mean(dim=1, keepdim=True)  # flat start
+        for _ in range(self.iterations):
+            amplitudes = amplitudes * target / (atoms.T @ (atoms @ amplitudes) + 1e-10)
+        return amplitudes
+
+    def forward(self, mel_magnitude: torch.Tensor) -> torch.Tensor:
+        """(B, 80, T) mel magnitude -> (B, 513, T) linear magnitude."""
+        return self.lobes @ self.amplitudes(mel_magnitude)
+
+
 def frames_for_samples(n_samples: int) -> int:
     """Frames of the centred transform for a signal of n_samples."""
     return 1 + n_samples // MEL.hop_length

@@ -26,7 +26,7 @@ import yaml
 
 from moodmusic import checkpoints
 from moodmusic.checkpoints import CheckpointError
-from moodmusic.mel import HOP_LENGTH, MEL, N_MELS, SAMPLE_RATE
+from moodmusic.mel import HOP_LENGTH, MEL, N_MELS, SAMPLE_RATE, SinusoidMelInverse
 
 if TYPE_CHECKING:
     from vocoder.streaming import StreamRenderer
@@ -213,54 +213,11 @@ class HifiganVocoder(Vocoder):
         return self.generator(mels).squeeze(1)
 
 
-class SinusoidMelInverse(torch.nn.Module):
-    """Mel magnitude -> linear magnitude, as a non-negative sum of sinusoids (one frame at a time).
-
-    The mel has 80 bands for 513 STFT bins, so many spectra give the same mel. The least-squares
-    answer (torchaudio's InverseMelScale) is the smoothest of them: it spreads each partial over its
-    whole band, below 1 kHz 133 Hz wide, several semitones, and the rendering loses the pitch that
-    carries the mode (docs/vocoder.md). Music is mostly partials, so here each frame is explained by
-    sinusoids on a grid of `per_octave` steps from 27.5 Hz to the mel's top: each atom is the STFT
-    magnitude of a Hann-windowed sinusoid (its main lobe over the 513 bins) and its mel response.
-    Non-negative least squares by multiplicative updates (Lee and Seung 2001) keeps few atoms
-    active, and a partial's energy split between two overlapping bands tells where it sits between
-    them, so the partials come back at their pitch.
-    """
-
-    def __init__(self, per_octave: int = 36, iterations: int = 100):
-        super().__init__()
-        from moodmusic.mel import filterbank
-
-        self.iterations = iterations
-        lowest = 27.5  # A0, the piano's lowest note
-        frequencies = lowest * 2 ** (np.arange(int(per_octave * math.log2(MEL.f_max / lowest)) + 1) / per_octave)
-        t = np.arange(MEL.n_fft) / MEL.sample_rate
-        window = torch.hann_window(MEL.win_length, dtype=torch.float64).numpy()
-        lobes = np.abs(np.fft.rfft(window * np.cos(2 * np.pi * frequencies[:, None] * t), axis=1)).T  # (bins, atoms)
-        lobes = torch.from_numpy(lobes).float()
-        self.frequencies = frequencies  # Hz, one per atom
-        self.register_buffer("lobes", lobes)
-        self.register_buffer("atoms", filterbank().T @ lobes)  # (mels, atoms): each atom's mel magnitude
-
-    def amplitudes(self, mel_magnitude: torch.Tensor) -> torch.Tensor:
-        """(B, 80, T) mel magnitude -> (B, atoms, T) non-negative amplitude of each sinusoid."""
-        atoms = self.atoms
-        target = atoms.T @ mel_magnitude
-        amplitudes = torch.full_like(target, 1e-3) * mel_magnitude.mean(dim=1, keepdim=True)  # flat start
-        for _ in range(self.iterations):
-            amplitudes = amplitudes * target / (atoms.T @ (atoms @ amplitudes) + 1e-10)
-        return amplitudes
-
-    def forward(self, mel_magnitude: torch.Tensor) -> torch.Tensor:
-        """(B, 80, T) mel magnitude -> (B, 513, T) linear magnitude."""
-        return self.lobes @ self.amplitudes(mel_magnitude)
-
-
 class GriffinLimVocoder(Vocoder):
     """Unmix the mel filterbank to a linear magnitude, then Griffin-Lim (torchaudio).
 
     `inversion` "least-squares" is torchaudio's InverseMelScale, the textbook baseline; "sparse" is
-    `SinusoidMelInverse`, which keeps the partials' pitch (docs/vocoder.md). Phase starts at zero
+    `moodmusic.mel.SinusoidMelInverse`, which keeps the partials' pitch (docs/vocoder.md). Phase starts at zero
     (not random), so the same mel always gives the same audio.
     """
 
@@ -275,7 +232,7 @@ class GriffinLimVocoder(Vocoder):
         self.context_frames = 8  # twice the window's span; Griffin-Lim's phase is only locally consistent
         self.crossfade_samples = MEL.n_fft  # its chunks' phases differ, so fade over a full window
         if inversion == "sparse":
-            self.inverse_mel = SinusoidMelInverse().to(self.device)
+            self.inverse_mel = SinusoidMelInverse().to(self.device)  # moodmusic.mel
         else:
             self.inverse_mel = torchaudio.transforms.InverseMelScale(
                 n_stft=MEL.n_fft // 2 + 1, n_mels=MEL.n_mels, sample_rate=MEL.sample_rate,
