@@ -217,8 +217,8 @@ class GriffinLimVocoder(Vocoder):
     """Unmix the mel filterbank to a linear magnitude, then Griffin-Lim (torchaudio).
 
     `inversion` "least-squares" is torchaudio's InverseMelScale, the textbook baseline; "sparse" is
-    `moodmusic.mel.SinusoidMelInverse`, which keeps the partials' pitch (docs/vocoder.md). Phase starts at zero
-    (not random), so the same mel always gives the same audio.
+    `moodmusic.mel.SinusoidMelInverse`, which puts the partials back at their pitch before the phase is
+    searched (docs/vocoder.md). Phase starts at zero (not random), so the same mel always gives the same audio.
     """
 
     def __init__(self, n_iter: int = 32, inversion: str = "least-squares", device: str | torch.device = "cpu"):
@@ -232,7 +232,7 @@ class GriffinLimVocoder(Vocoder):
         self.context_frames = 8  # twice the window's span; Griffin-Lim's phase is only locally consistent
         self.crossfade_samples = MEL.n_fft  # its chunks' phases differ, so fade over a full window
         if inversion == "sparse":
-            self.inverse_mel = SinusoidMelInverse().to(self.device)  # moodmusic.mel
+            self.inverse_mel = SinusoidMelInverse().to(self.device)
         else:
             self.inverse_mel = torchaudio.transforms.InverseMelScale(
                 n_stft=MEL.n_fft // 2 + 1, n_mels=MEL.n_mels, sample_rate=MEL.sample_rate,
