@@ -3,7 +3,8 @@
 A generator folder may hold `guidance.json`, which turns on critic-guided sampling
 (`generator.sampling.Guidance`) with a mode critic from a stage folder beside it:
 
-    {"candidates": 8, "chunk_slices": 4, "critic": "critic"}          (optional: "accept": 0.7, see Guidance)
+    {"candidates": 8, "chunk_slices": 4, "critic": "critic"}
+    (optional: "accept": 0.7, "valence_scale": 1.5; see Guidance)
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def load_guidance(directory: Path, device: str = "cpu"):
         spec = json.loads(path.read_text())
         critic_dir = directory.parent / spec["critic"]
         accept = spec.get("accept")
-        guidance = Guidance(int(spec["candidates"]), int(spec["chunk_slices"]), None if accept is None else float(accept))
+        guidance = Guidance(int(spec["candidates"]), int(spec["chunk_slices"]), None if accept is None else float(accept),
+                            float(spec.get("valence_scale", 1.0)))  # fmt: skip
     except (ValueError, KeyError, TypeError) as error:
         raise checkpoints.CheckpointError(f"{path} must be like {{\"candidates\": 8, \"chunk_slices\": 4, \"critic\": \"critic\"}}: {error}") from error
     if not (critic_dir / checkpoints.WEIGHTS_FILE).exists():

@@ -142,6 +142,33 @@ def test_guidance_json_loads_the_critic_beside_the_generator(tiny_checkpoints, t
     assert torch.equal(guided.generate("calm", 1.5, seed=2), plain.generate("calm", 1.5, seed=2))
 
 
+def test_valence_scale_conditions_on_the_emphasised_valence(tiny_generator, tiny_checkpoints, tmp_path):
+    """A scale of 2 asked at valence 0.3 writes what plain sampling writes when asked 0.6 (clipped at 1),
+    arousal untouched; guidance.json carries it and the version names it."""
+    import shutil
+
+    import generator
+    from generator.sampling import Guidance
+
+    emphasis = Guidance(valence_scale=2.0)
+    assert emphasis.condition(0.3, -0.4) == pytest.approx((0.6, -0.4)) and emphasis.condition(-0.7, 0.2) == pytest.approx((-1.0, 0.2))
+    assert torch.allclose(tiny_generator.generate((0.3, -0.4), 1.5, seed=4, guidance=emphasis), tiny_generator.generate((0.6, -0.4), 1.5, seed=4), atol=1e-5)
+    assert torch.allclose(tiny_generator.generate((-0.7, 0.2), 1.5, seed=4, guidance=emphasis), tiny_generator.generate((-1.0, 0.2), 1.5, seed=4), atol=1e-5)
+    with pytest.raises(ValueError, match="valence_scale"):
+        Guidance(valence_scale=0.0)
+    root = tmp_path / "checkpoints"
+    shutil.copytree(tiny_checkpoints, root)
+    plain = generator.load(root / "generator")
+    (root / "generator" / "guidance.json").write_text(json.dumps({"candidates": 1, "chunk_slices": 2, "critic": "critic", "valence_scale": 2}))
+    from generator.critic import CriticConfig, build
+    from moodmusic import checkpoints
+
+    checkpoints.save(build(CriticConfig()), CriticConfig(), root / "critic")
+    scaled = generator.load(root / "generator")
+    assert scaled.version == plain.version + "+v2"
+    assert torch.equal(scaled.generate((0.3, -0.4), 1.5, seed=4), plain.generate((0.6, -0.4), 1.5, seed=4))
+
+
 def test_trajectory_interpolates_and_validates():
     path = Trajectory.of([(0, -0.6, -0.5), (10, 0.6, 0.5)])
     assert path.at(5) == pytest.approx((0.0, 0.0))
