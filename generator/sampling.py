@@ -72,11 +72,19 @@ def check_seconds(seconds: float) -> float:
     return float(seconds)
 
 
+def emphasised(valence: float, arousal: float, valence_scale: float) -> tuple[float, float]:
+    """The condition for an asked mood: valence times `valence_scale`, clipped to [-1, 1]; arousal as asked."""
+    return max(-1.0, min(1.0, valence_scale * valence)), arousal
+
+
 class Session:
     """One clip growing slice by slice: the generator's state between calls (for streams and clips)."""
 
-    def __init__(self, model: MelSliceGenerator, mood: MoodLike, seed: int, context: torch.Tensor | np.ndarray | None = None):
+    def __init__(
+        self, model: MelSliceGenerator, mood: MoodLike, seed: int, context: torch.Tensor | np.ndarray | None = None, valence_scale: float = 1.0
+    ):
         self.model = model
+        self.valence_scale = valence_scale  # Guidance.valence_scale: the condition is the asked valence times this, clipped
         self.device = next(model.parameters()).device
         self.rng = torch.Generator(device="cpu").manual_seed(int(seed))
         start = Trajectory.of(mood).at(0.0)
@@ -127,10 +135,10 @@ class Session:
 
     @torch.inference_mode()
     def next_slice(self) -> torch.Tensor:
-        """The next (80, slice_frames) log-mel frames, at the mood this slice was generated for (self.valence, self.arousal)."""
+        """The next (80, slice_frames) log-mel frames, at the mood this slice was asked for (self.valence, self.arousal)."""
         self._advance_mood()
         latent, frame_noise = self.draw_noise()
-        mood = torch.tensor([[self.valence, self.arousal]], device=self.device)
+        mood = torch.tensor([emphasised(self.valence, self.arousal, self.valence_scale)], device=self.device)
         out = self.model(self.context, mood, latent, frame_noise)
         self.context = torch.cat([self.context, out], dim=2)[..., -self.model.context_frames :]
         self.frames_written += out.shape[-1]
@@ -155,7 +163,7 @@ class Guidance:
     clipped to [-1, 1], as a guidance scale above 1 trades some of a conditional model's spread for
     adherence to its condition. The generator under-expresses valence (heard valence is pulled towards
     0), and 1.5 wrote the asked mode more often on selection seeds (docs/generator.md). It applies with
-    or without the critic, to clips; live streams (`Session`) are conditioned on the asked mood as is.
+    or without the critic, to clips and to the sessions of `MelGenerator.session` (live streams).
     """
 
     candidates: int = 1
@@ -172,7 +180,7 @@ class Guidance:
 
     def condition(self, valence: float, arousal: float) -> tuple[float, float]:
         """The (valence, arousal) the generator is conditioned on for an asked mood."""
-        return max(-1.0, min(1.0, self.valence_scale * valence)), arousal
+        return emphasised(valence, arousal, self.valence_scale)
 
 
 def candidate_seed(seed: int, candidate: int) -> int:
@@ -211,7 +219,7 @@ class MelGenerator:
         self.guidance = dataclasses.replace(self.guidance, candidates=candidates)
 
     def session(self, mood: MoodLike, seed: int = 0, context=None) -> Session:
-        return Session(self.model, mood, seed, context)
+        return Session(self.model, mood, seed, context, valence_scale=self.guidance.valence_scale)
 
     def generate(
         self, mood: MoodLike | Sequence[TrajectoryPoint] | Trajectory, seconds: float, seed: int = 0, context=None, progress=None,

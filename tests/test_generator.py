@@ -167,6 +167,9 @@ def test_valence_scale_conditions_on_the_emphasised_valence(tiny_generator, tiny
     scaled = generator.load(root / "generator")
     assert scaled.version == plain.version + "+v2"
     assert torch.equal(scaled.generate((0.3, -0.4), 1.5, seed=4), plain.generate((0.6, -0.4), 1.5, seed=4))
+    # Live sessions take the same emphasis, and still report the mood that was asked.
+    stream, reference = scaled.session((0.3, -0.4), seed=4), plain.session((0.6, -0.4), seed=4)
+    assert torch.equal(stream.next_slice(), reference.next_slice()) and stream.valence == pytest.approx(0.3)
 
 
 def test_trajectory_interpolates_and_validates():
