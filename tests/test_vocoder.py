@@ -249,8 +249,7 @@ def test_training_writes_a_resumable_state_exports_and_resumes(tiny_corpus, tmp_
 def test_sparse_inversion_finds_the_partials_of_a_chord():
     """The mel of an A minor triad (5 harmonics a note) is explained by sinusoids at its partials, and
     the linear magnitude they make folds back to the mel it was given."""
-    from moodmusic.mel import filterbank
-    from moodmusic.mel import SinusoidMelInverse
+    from moodmusic.mel import SinusoidMelInverse, filterbank
 
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
     notes = [220.0, 261.63, 329.63]  # A3 C4 E4

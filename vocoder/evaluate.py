@@ -233,7 +233,7 @@ def mood_table(mood: dict) -> str:
     lines += [f"| {name} | {100 * m['quadrant_accuracy']:.1f}% | {m['valence_mae']:.3f} | {m['arousal_mae']:.3f} |" for name, m in mood.items()]
     return "\n".join(lines) + (
         "\n\nThese are real clips. The shipped chain's renderer (`checkpoints/pipeline.json`) is chosen by what the"
-        "\nclassifier hears in *generated* clips, which can rank the renderers differently (docs/vocoder.md).\n"
+        "\nclassifier hears in *generated* clips, which can rank the renderers differently (the section on the sparse inversion below).\n"
     )
 
 
