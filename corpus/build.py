@@ -37,7 +37,7 @@ MANIFEST_COLUMNS = [
     "audio", "mel", "soundfont", "start_quarter", "bpm", "source_key", "performed_key",
     "mode", "tempo_bpm", "notes_per_beat", "on_beat_only", "velocity", "expression", "velocity_spread", "beat_accent", "articulation",
     "transpose", "bright_timbre", "melody_program", "accompaniment_program", "pulse_program", "accompaniment_per_beat",
-    "drums", "reverb", "rms_db",
+    "drums", "reverb", "consonant_doubling", "dissonance", "rms_db",
 ]  # fmt: skip
 
 
@@ -51,6 +51,7 @@ class BuildConfig:
     workers: int = 2
     clips_per_piece: int = 0  # 0: choose from the corpus size (8 for large builds, fewer for small ones)
     only_split: str = ""  # render only this split of the plan (e.g. the test split in another soundfont)
+    cues: str = "v2"  # the cue table's version (corpus/cues.py); v1 is the corpus of the models shipped before v2
 
     def per_piece(self) -> int:
         if self.clips_per_piece:
@@ -144,7 +145,7 @@ def run_task(task: Task, config_dict: dict) -> list[dict]:
     arranged, rows = [], []
     for clip in task.clips if piece is not None else ():
         rng = np.random.default_rng([config.seed, 2, int(clip.id[1:])])
-        performance = perform(clip.valence, clip.arousal, rng)
+        performance = perform(clip.valence, clip.arousal, rng, config.cues)
         beat = beat_quarters(piece, performance.notes_per_beat)
         window = config.seconds * performance.tempo_bpm / 60.0 * beat
         latest_start = max(piece.length - window, 0.0)
@@ -184,7 +185,7 @@ def build(config: BuildConfig, progress: bool = True) -> list[dict]:
         (out / folder).mkdir(parents=True, exist_ok=True)
     previous = out / "build.json"
     if previous.exists():
-        earlier = asdict(BuildConfig(**json.loads(previous.read_text())))
+        earlier = asdict(BuildConfig(**{"cues": "v1", **json.loads(previous.read_text())}))  # v1 builds did not record it
         if {**earlier, "workers": config.workers} != asdict(config):
             raise SystemExit(f"{out} holds a build with other arguments ({earlier}); choose another --out or delete it")
     previous.write_text(json.dumps(asdict(config), indent=2))

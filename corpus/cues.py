@@ -19,6 +19,12 @@ cue identifies the mood, and a model must combine them as listeners do).
 | rhythmic simplicity | with P = clip((-a - 0.1) / 0.5, 0, 1) only notes that start on a beat are played, each held until the next | sparse, smooth rhythm = calm / sad; busy = active |
 | reverb | CC91 send 60 - 30 a - 10 v + u(-10, 10) | more reverberant = calm / sad, dry = active |
 | velocity spread | per-note velocity jitter 4 + 10 max(a, 0) and accent on beats when a > 0.3 | sharp contrasts = high arousal / anger |
+| consonant doubling (cues v2) | share clip(v + u(-0.1, 0.1), 0, 1) of melody notes doubled a diatonic third above on the melody instrument, when v >= 0 | consonance, sweet parallel thirds = positive valence (happiness, tenderness) |
+| dissonance (cues v2) | share clip(-v + u(-0.1, 0.1), 0, 1) of the pulse layer's beats that add a semitone above the harmony's lowest note (also where no pulse plays), when v < 0; both shares spread evenly over the clip | dissonance = negative valence (anger, sadness, fear) |
+
+The first ten rows are cues v1. Under v1 the mode carries the sign of valence and nothing audible its
+size (the other valence terms are smaller than their jitter); v2's last two rows grow with |v|. `--cues v1`
+rebuilds a v1 corpus exactly: v2 draws its extra random numbers only where it uses them.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ BRIGHT_PULSE = (0, 1, 6, 12, 25, 27, 29, 33)
 KICK, SNARE, CLOSED_HAT, RIDE, CRASH = 36, 38, 42, 51, 49
 
 LOWEST_PITCH, HIGHEST_PITCH = 28, 100
+CUE_VERSIONS = ("v1", "v2")
 
 
 @dataclass
@@ -63,6 +70,8 @@ class Performance:
     accompaniment_per_beat: float  # 0 = no accompaniment; 0.25 = one per bar of 4
     drums: int  # 0 none, 1 light (kick + hats on beats), 2 backbeat with eighth hats, 3 sixteenth hats
     reverb: int  # CC91 send, 0..127
+    consonant_doubling: float = 0.0  # share of melody notes doubled a diatonic third above (v2, v >= 0)
+    dissonance: float = 0.0  # share of pulse beats with an added semitone above the bass (v2, v < 0)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -72,8 +81,10 @@ def _clip(value: float, low: float, high: float) -> float:
     return float(min(max(value, low), high))
 
 
-def perform(valence: float, arousal: float, rng: np.random.Generator) -> Performance:
+def perform(valence: float, arousal: float, rng: np.random.Generator, cues: str = "v2") -> Performance:
     """Draw a performance for a mood (the table in this module's docstring, rule by rule)."""
+    if cues not in CUE_VERSIONS:
+        raise ValueError(f"unknown cue version {cues!r}; choose one of {', '.join(CUE_VERSIONS)}")
     v, a = float(valence), float(arousal)
     u = rng.uniform
 
@@ -95,6 +106,11 @@ def perform(valence: float, arousal: float, rng: np.random.Generator) -> Perform
     if a > -0.2 and rng.random() < _clip((a + 0.2) / 0.8, 0.0, 0.95):
         drums = 1 if a < 0.3 else (2 if a < 0.7 else 3)
 
+    consonant_doubling = dissonance = 0.0
+    if cues == "v2":  # only v2 draws this jitter, so a v1 build keeps its random stream
+        graded = _clip(abs(v) + u(-0.1, 0.1), 0.0, 1.0)
+        consonant_doubling, dissonance = (graded, 0.0) if v >= 0 else (0.0, graded)
+
     return Performance(
         mode="major" if v >= 0 else "minor",
         tempo_bpm=float(tempo_bpm),
@@ -113,4 +129,6 @@ def perform(valence: float, arousal: float, rng: np.random.Generator) -> Perform
         accompaniment_per_beat=per_beat,
         drums=drums,
         reverb=int(round(_clip(60 - 30 * a - 10 * v + u(-10, 10), 0, 127))),
+        consonant_doubling=consonant_doubling,
+        dissonance=dissonance,
     )

@@ -98,6 +98,36 @@ def keep_on_beat_notes(excerpt: Piece, beat: float) -> Piece:
     return replace(excerpt, onsets=excerpt.onsets[on_beat], durations=durations[on_beat], pitches=excerpt.pitches[on_beat], parts=excerpt.parts[on_beat])
 
 
+SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 11)}  # minor: harmonic, as change_mode writes it
+
+
+def third_above(pitch: int, tonic: int, mode: str) -> int | None:
+    """The scale tone two steps above `pitch` in the key (a diatonic third), or None off the scale."""
+    scale = SCALES[mode]
+    degree = (pitch - tonic) % 12
+    if degree not in scale:
+        return None
+    upper = scale[(scale.index(degree) + 2) % 7]
+    return pitch + ((upper - degree) % 12)
+
+
+class EvenShare:
+    """Picks a share of a sequence of events spread evenly (error diffusion from a random phase), so
+    every stretch of a clip carries about the clip's share, where coin flips would leave short windows
+    with whatever the draws gave."""
+
+    def __init__(self, share: float, rng: np.random.Generator):
+        self.share = share
+        self.level = float(rng.random()) if share > 0 else 0.0
+
+    def __call__(self) -> bool:
+        self.level += self.share
+        if self.level >= 1.0:
+            self.level -= 1.0
+            return True
+        return False
+
+
 def _pitch_class_weights(pitches: np.ndarray, durations: np.ndarray) -> np.ndarray:
     return np.bincount(pitches % 12, weights=durations, minlength=12)
 
@@ -139,23 +169,33 @@ def arrange(excerpt: Piece, beat: float, performance: Performance, seconds: floa
         accent = 10 if performance.beat_accent and abs(in_beats - round(in_beats)) < 1e-3 else 0
         return int(performance.velocity + offset + accent + rng.normal(0, performance.velocity_spread))
 
+    doubled, dissonant = EvenShare(performance.consonant_doubling, rng), EvenShare(performance.dissonance, rng)
     # The score itself: the top voice on the melody instrument, the other voices beneath it.
     for onset, duration, pitch, part in zip(excerpt.onsets, excerpt.durations, pitches, excerpt.parts):
         start = onset / qps
         end = min(start + max(duration / qps * performance.articulation, 0.06), seconds)
         channel, offset = (MELODY_CHANNEL, 4) if part == 0 else (INNER_CHANNEL, -6)
         _notes(events, channel, start, end, pitch, velocity_at(onset, offset))
+        # Consonant doubling (cues v2): the melody in parallel thirds above it, on its own instrument.
+        if part == 0 and doubled():
+            upper = third_above(int(pitch), key.tonic, performance.mode)
+            if upper is not None and upper <= HIGHEST_PITCH:
+                _notes(events, MELODY_CHANNEL, start, end, upper, velocity_at(onset, 0))
 
     # The pulse layer: the harmony sounding at each pulse, an octave down, repeated at the cue's density.
-    if performance.accompaniment_per_beat > 0:
-        step = beat / performance.accompaniment_per_beat
+    # Dissonance (cues v2) adds a semitone above its lowest note on some beats, also where no pulse plays.
+    per_beat = performance.accompaniment_per_beat
+    if per_beat > 0 or performance.dissonance > 0:
+        step = beat / per_beat if per_beat > 0 else beat
         for time in np.arange(0.0, excerpt.length, step):
             sounding = (excerpt.onsets <= time + 1e-6) & (excerpt.onsets + excerpt.durations > time + 1e-6)
-            chord = sorted({int(p) - 12 if p >= 60 else int(p) for p in pitches[sounding]})[:3]
+            chord = [max(p, LOWEST_PITCH) for p in sorted({int(p) - 12 if p >= 60 else int(p) for p in pitches[sounding]})[:3]]
             start = time / qps
             end = min(start + step / qps * max(performance.articulation, 0.5), seconds)
-            for pitch in chord:
-                _notes(events, PULSE_CHANNEL, start, end, max(pitch, LOWEST_PITCH), velocity_at(time, -4))
+            for pitch in chord if per_beat > 0 else ():
+                _notes(events, PULSE_CHANNEL, start, end, pitch, velocity_at(time, -4))
+            if chord and dissonant():
+                _notes(events, PULSE_CHANNEL, start, end, chord[0] + 1, velocity_at(time, -4))
 
     # Drums: density rises with arousal (cue table, "rhythmic density").
     if performance.drums:

@@ -61,6 +61,8 @@ class TrainConfig:
     critic_weight: float = 1.0
     critic_slices: int = 8  # slices written with gradient for the critic to read (8 x 32 frames = its 3 s window)
     critic_batch: int = 8
+    init: str = ""  # a generator folder (safetensors + config) to start from when the run holds no state yet
+    discriminator_warmup: int = 0  # steps at the start that train only the discriminator (a fresh one, after --init)
     average: int = 1  # export the mean weights of the last `average` checkpoints (1: the current weights)
     channels: int = 192
     checkpoint_every: int = 200
@@ -135,8 +137,14 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     sample = np.concatenate([m[:, ::8] for m in train_mels[:500]], axis=1).astype(np.float32)
     mel_mean, mel_std = float(sample.mean()), float(sample.std())
     g_config = GeneratorConfig(channels=config.channels, mel_mean=mel_mean, mel_std=mel_std)
-    d_config = DiscriminatorConfig(mel_mean=mel_mean, mel_std=mel_std)
+    starting_from = Path(config.init) if config.init and not (out / "state.pt").exists() else None
+    if config.init:  # the weights fix the architecture and input scaling: take them from the folder
+        g_config = GeneratorConfig(**checkpoints.load_config(Path(config.init)))
+    d_config = DiscriminatorConfig(mel_mean=g_config.mel_mean, mel_std=g_config.mel_std)
     generator, discriminator = MelSliceGenerator(**asdict(g_config)), SliceDiscriminator(**asdict(d_config))
+    if starting_from is not None:
+        checkpoints.load_weights(generator, starting_from)
+        accelerator.print(f"starting from the generator in {starting_from}; the discriminator starts fresh")
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=config.betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate, betas=config.betas)
     sampler = WindowSampler(train_mels, train_moods, g_config.context_frames, g_config.slice_frames, config.seed, config.rollout_slices)
@@ -212,6 +220,11 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         opt_d.zero_grad(set_to_none=True)
         accelerator.backward(d_adversarial + config.mood_weight * d_mood)
         opt_d.step()
+
+        if step < config.discriminator_warmup:  # a fresh discriminator first learns what real slices look like
+            step += 1
+            bar.update(1)
+            continue
 
         # Generator step.
         discriminator.requires_grad_(False)
@@ -347,6 +360,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", type=int, default=defaults.channels, help="generator width (weights grow with its square)")
     parser.add_argument("--critic", default=defaults.critic, help="a trained mode critic folder (moodmusic train critic) whose verdict on 3 s rollouts joins the loss")
     parser.add_argument("--critic-weight", type=float, default=defaults.critic_weight)
+    parser.add_argument("--init", default=defaults.init, help="start from this generator folder (e.g. checkpoints/generator) with a fresh discriminator")
+    parser.add_argument("--discriminator-warmup", type=int, default=defaults.discriminator_warmup, help="first steps train only the discriminator")
     parser.add_argument("--average", type=int, default=defaults.average, help="export the mean weights of the last N checkpoints (default 1: the current weights)")
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     parser.add_argument("--seed", type=int, default=defaults.seed)
@@ -358,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
         rollout_probability=args.rollout_probability, rollout_slices=args.rollout_slices, diversity_weight=args.diversity_weight, channels=args.channels,
-        critic=args.critic, critic_weight=args.critic_weight, average=args.average,
+        critic=args.critic, critic_weight=args.critic_weight, average=args.average, init=args.init, discriminator_warmup=args.discriminator_warmup,
         checkpoint_every=args.checkpoint_every, seed=args.seed, threads=args.threads, export=args.export,
     )  # fmt: skip
     print(json.dumps(train(config)))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from corpus.cues import perform
-from corpus.render import arrange, beat_quarters, change_mode, fit_register
+from corpus.render import MELODY_CHANNEL, PULSE_CHANNEL, EvenShare, arrange, beat_quarters, change_mode, fit_register, third_above
 from corpus.scores import Piece, excerpt
 from moodmusic.tonality import Key
 
@@ -29,6 +29,47 @@ def test_valence_sets_the_mode_and_raises_the_register():
     rng = np.random.default_rng(0)
     assert perform(0.3, 0.0, rng).mode == "major" and perform(-0.3, 0.0, rng).mode == "minor"
     assert mean_cue("transpose", 0.8, 0.0) > mean_cue("transpose", -0.8, 0.0)
+
+
+def test_v2_cues_grow_with_the_size_of_valence_on_their_own_side():
+    assert mean_cue("consonant_doubling", 0.9, 0.0) > mean_cue("consonant_doubling", 0.4, 0.0) + 0.3
+    assert mean_cue("dissonance", -0.9, 0.0) > mean_cue("dissonance", -0.4, 0.0) + 0.3
+    assert mean_cue("dissonance", 0.9, 0.0) == 0 and mean_cue("consonant_doubling", -0.9, 0.0) == 0
+    v1 = perform(-0.9, 0.5, np.random.default_rng(0), cues="v1")
+    assert v1.dissonance == 0 and v1.consonant_doubling == 0
+    with pytest.raises(ValueError, match="cue version"):
+        perform(0.0, 0.0, np.random.default_rng(0), cues="v3")
+
+
+def test_third_above_stays_in_the_key():
+    assert [third_above(p, 0, "major") for p in (60, 64, 67, 71)] == [64, 67, 71, 74]  # C->E, E->G, G->B, B->D
+    assert third_above(60, 0, "minor") == 63 and third_above(68, 0, "minor") == 72  # C->Eb, Ab->C
+    assert third_above(61, 0, "major") is None  # C# is off the C major scale
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25, 0.6, 1.0])
+def test_even_share_spreads_its_picks(share):
+    pick = EvenShare(share, np.random.default_rng(0))
+    picks = np.array([pick() for _ in range(400)])
+    assert abs(picks.mean() - share) < 0.01
+    windows = picks.reshape(40, 10).mean(axis=1)  # every stretch of 10 events holds the share, to one event
+    assert np.all(np.abs(windows - share) <= 0.1 + 1e-9)
+
+
+def test_v2_arrangement_doubles_happy_melodies_and_roughens_negative_harmony():
+    piece = toy_piece(16.0)
+
+    def notes_on(valence, channel):
+        performance = perform(valence, -0.5, np.random.default_rng(2))
+        beat = beat_quarters(piece, performance.notes_per_beat)
+        clip = arrange(excerpt(piece, 0.0, 4.0 * performance.tempo_bpm / 60 * beat), beat, performance, 4.0, np.random.default_rng(3))
+        return [m.note for _, m in clip.events if m.type == "note_on" and m.channel == channel]
+
+    # The toy piece is one voice: the doubling puts a second melody note on most of its notes.
+    assert len(notes_on(0.95, MELODY_CHANNEL)) > 1.5 * len(notes_on(-0.95, MELODY_CHANNEL))
+    # The pulse layer repeats the melody note an octave down; dissonance adds the semitone above it.
+    pulse_negative, pulse_positive = notes_on(-0.95, PULSE_CHANNEL), notes_on(0.95, PULSE_CHANNEL)
+    assert len(pulse_negative) > len(pulse_positive)
 
 
 def test_change_mode_moves_third_and_sixth():

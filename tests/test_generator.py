@@ -258,6 +258,25 @@ def test_training_runs_resumes_and_exports(tiny_corpus, tmp_path, monkeypatch):
     assert shipped.generate("sad", 1.0, seed=0).shape[0] == N_MELS
 
 
+def test_training_starts_from_a_generator_folder_with_a_warmed_up_discriminator(tiny_corpus, tmp_path):
+    from safetensors.torch import load_file
+
+    from generator.train import TrainConfig, train
+    from moodmusic import checkpoints
+
+    first = TrainConfig(data=str(tiny_corpus), out=str(tmp_path / "first"), steps=2, batch_size=4, channels=16, checkpoint_every=2, log_every=1, threads=1)
+    train(first, progress=False)
+    start = tmp_path / "first" / "steps" / "000002"
+    config = TrainConfig(data=str(tiny_corpus), out=str(tmp_path / "second"), steps=4, batch_size=4, channels=32,  # channels come from --init
+                         checkpoint_every=4, log_every=1, threads=1, init=str(start), discriminator_warmup=2)  # fmt: skip
+    train(config, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "second" / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [3, 4]  # the two warm-up steps trained only the discriminator
+    assert checkpoints.load_config(tmp_path / "second" / "steps" / "000004")["channels"] == 16
+    before, after = load_file(str(start / checkpoints.WEIGHTS_FILE)), load_file(str(tmp_path / "second" / "steps" / "000004" / checkpoints.WEIGHTS_FILE))
+    assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
+
+
 def test_generator_checkpoint_is_small():
     """The shipped generator's weights stay under the issue's 30 MB (skipped until it is trained)."""
     from moodmusic import checkpoints
