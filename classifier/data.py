@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from classifier.features import chroma, context_profile
+from classifier.features import N_CHROMA, context_profile, tonal_features
 from corpus.loaders import LabelledClip
 from moodmusic.audio import load_audio
 from moodmusic.mel import LOG_FLOOR, N_MELS, log_mel
@@ -26,7 +26,7 @@ MAX_SECONDS_PER_FILE = 45.0  # user data sets hold whole songs; this many second
 @dataclass
 class Example:
     mel: np.ndarray  # float16 (80, T)
-    chroma: np.ndarray  # float16 (12, T)
+    tonal: np.ndarray  # float16 (12, T) chroma, or (84, T): the semitone levels under it (classifier.features)
     valence: float
     arousal: float
     quadrant: int
@@ -34,7 +34,8 @@ class Example:
     source: str
 
 
-def load_examples(clips: list[LabelledClip], progress: bool = True, desc: str = "loading") -> list[Example]:
+def load_examples(clips: list[LabelledClip], progress: bool = True, desc: str = "loading", semitones: bool = False) -> list[Example]:
+    """The clips' log-mels and tonal features; `semitones` for a classifier with a pitch branch."""
     examples = []
     for clip in tqdm(clips, desc=desc, disable=not progress, unit="clip"):
         samples = torch.from_numpy(load_audio(clip.audio, max_seconds=MAX_SECONDS_PER_FILE))
@@ -42,7 +43,7 @@ def load_examples(clips: list[LabelledClip], progress: bool = True, desc: str = 
             mel = np.load(clip.mel)
         else:
             mel = log_mel(samples).numpy().astype(np.float16)
-        tonal = chroma(samples).numpy().astype(np.float16)
+        tonal = tonal_features(samples, semitones).numpy().astype(np.float16)
         examples.append(Example(mel, tonal, clip.valence, clip.arousal, quadrant_index(clip.valence, clip.arousal), clip.quadrant_only, clip.source))
     return examples
 
@@ -83,16 +84,18 @@ def augment(mel: np.ndarray, tonal: np.ndarray, rng: np.random.Generator, config
 
 
 def mix(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """Layer two performances: add mel magnitudes (approximately: the mel is a magnitude) and chromas."""
+    """Layer two performances: add mel magnitudes (approximately: the mel is a magnitude) and the
+    tonal features (the chroma rescaled to max 1 per frame again; semitone levels averaged)."""
     mel = np.log(weight * np.exp(first[0].astype(np.float32)) + (1 - weight) * np.exp(second[0].astype(np.float32)) + 1e-12)
     tonal = weight * first[1].astype(np.float32) + (1 - weight) * second[1].astype(np.float32)
-    return mel, tonal / np.maximum(tonal.max(axis=0, keepdims=True), 1e-6)
+    tonal[:N_CHROMA] /= np.maximum(tonal[:N_CHROMA].max(axis=0, keepdims=True), 1e-6)
+    return mel, tonal
 
 
 def random_crop(example: Example, frames: int, rng: np.random.Generator, context_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The same random window of the mel and the chroma, and the mean chroma around it (the mode
     head's context, taken as analysis takes it); short examples are padded with silence."""
-    mel, tonal = example.mel, example.chroma
+    mel, tonal = example.mel, example.tonal
     if mel.shape[1] <= frames:
         pad = frames - mel.shape[1]
         context = context_profile(tonal, 0, mel.shape[1], context_frames).numpy()
@@ -135,7 +138,7 @@ class CropDataset(torch.utils.data.Dataset):
             mel, tonal = augment(mel, tonal, rng, config)
         return {
             "mel": torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32)),
-            "chroma": torch.from_numpy(np.ascontiguousarray(tonal, dtype=np.float32)),
+            "tonal": torch.from_numpy(np.ascontiguousarray(tonal, dtype=np.float32)),
             "context": torch.from_numpy(np.ascontiguousarray(context, dtype=np.float32)),
             "valence_arousal": torch.tensor([valence, arousal], dtype=torch.float32),
             "quadrant": torch.tensor(example.quadrant),

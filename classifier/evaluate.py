@@ -26,7 +26,7 @@ def evaluate_split(classifier, corpus: Path, split: str = "test") -> tuple[dict,
     from corpus.loaders import load_any
 
     clips = [c for c in load_any(corpus) if c.split == split]
-    examples = load_examples(clips, desc=f"loading {corpus.name}")
+    examples = load_examples(clips, desc=f"loading {corpus.name}", semitones=classifier.model.pitch is not None)
     predictions = predict_examples(classifier, examples)
     return score(examples, predictions), predictions, examples
 
@@ -44,7 +44,6 @@ def benchmark(classifier, repeats: int = 20) -> dict:
     """Medians on this machine; inputs are synthetic since only the shape matters for speed."""
     import torch
 
-    from classifier.features import chroma
     from moodmusic.mel import SAMPLE_RATE, log_mel
 
     rng = np.random.default_rng(0)
@@ -55,16 +54,16 @@ def benchmark(classifier, repeats: int = 20) -> dict:
         classifier.analyze(window_audio)
     results = {
         "torch_threads": torch.get_num_threads(),
-        "window_3s_model_ms": 1000 * _median_seconds(lambda: classifier.read(torch.zeros(80, frames), torch.zeros(12, frames)), repeats),
+        "window_3s_model_ms": 1000 * _median_seconds(lambda: classifier.read(torch.zeros(80, frames), torch.zeros(classifier.model.tonal_rows, frames)), repeats),
         "window_3s_audio_to_analysis_ms": 1000 * _median_seconds(lambda: classifier.analyze(window_audio), repeats),
         "file_60s_with_timeline_s": _median_seconds(lambda: classifier.analyze(minute_audio), max(5, repeats // 4)),
-        "features_60s_s": _median_seconds(lambda: (log_mel(torch.from_numpy(minute_audio)), chroma(torch.from_numpy(minute_audio))), 5),
+        "features_60s_s": _median_seconds(lambda: (log_mel(torch.from_numpy(minute_audio)), classifier.tonal_features(torch.from_numpy(minute_audio))), 5),
         "throughput_windows_per_s": {},
     }
     model = classifier.model
     with torch.inference_mode():
         for batch in (1, 16, 64, 256):
-            inputs = (torch.randn(batch, 80, frames) * 2 - 6, torch.rand(batch, 12, frames))
+            inputs = (torch.randn(batch, 80, frames) * 2 - 6, torch.rand(batch, model.tonal_rows, frames))
             model(*inputs)
             seconds = _median_seconds(lambda: model(*inputs), 5 if batch <= 64 else 3)
             results["throughput_windows_per_s"][str(batch)] = batch / seconds
@@ -89,6 +88,15 @@ def write_report(report: dict, out: Path, command: str) -> None:
         "spectral peaks of a semitone spectrogram from a 4096-point STFT (`classifier/features.py`). A mode head reads the mean",
         "chroma of each window and 3 s either side, tries each pitch class as the tonic with one shared scorer, and gives a",
         "major-vs-minor logit (trained against the sign of valence) that joins the embedding (`ModeHead`).",
+    ]
+    if report.get("pitch_channels"):
+        lines += [
+            f"A semitone branch (`PitchIntervals`, {report['pitch_channels']} channels) reads the unfolded semitone levels C2..B7 (40 dB",
+            "below each frame's loudest semitone to 0): convolutions whose first kernel spans 13 semitones, then a maximum over pitch,",
+            "so an interval pattern (a melody doubled a third above, a semitone clash in the bass) is heard at any pitch; the chroma",
+            "folds these away. Its features join the GRU input beside the mel's and the chroma's.",
+        ]
+    lines += [
         f"Parameters: {report['parameters']:,}. Windows of {report['window_frames']} frames ({report['window_frames'] / 86.13:.2f} s);",
         "a clip's reading is the length-weighted mean of its windows; the heard quadrant is the quadrant of the predicted point.",
         "",
@@ -124,7 +132,7 @@ def write_report(report: dict, out: Path, command: str) -> None:
             f"| one 3 s window, model only | {speed['window_3s_model_ms']:.1f} ms | <= 10 ms |",
             f"| one 3 s window, audio -> mel -> analysis | {speed['window_3s_audio_to_analysis_ms']:.1f} ms | |",
             f"| 60 s of audio -> analysis with timeline | {speed['file_60s_with_timeline_s'] * 1000:.0f} ms | <= 500 ms |",
-            f"| of which the 60 s log-mel and chroma | {speed['features_60s_s'] * 1000:.0f} ms | |",
+            f"| of which the 60 s log-mel and tonal features | {speed['features_60s_s'] * 1000:.0f} ms | |",
             "",
             "Throughput (windows of 3 s per second, model only; seed 001's Table 4 counterpart):",
             "",
@@ -167,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         "checkpoint_version": model.version,
         "parameters": parameter_count(model.model),
         "window_frames": model.window_frames,
+        "pitch_channels": model.config.pitch_channels,
         "test": test,
         "cross_timbre": {},
     }

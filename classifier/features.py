@@ -14,6 +14,13 @@ Krumhansl key estimate agrees with the written mode on 80.6% of clips from the p
 
 Mode is also a property of a longer stretch than one 3 s window, so `context_profile` gives the
 classifier the mean chroma of the window and its surroundings.
+
+The chroma folds octaves, and with them what sits where in the chord: a melody doubled a third above
+(cues v2, positive valence) adds nothing to a chroma whose chords already hold that third, and the
+peak picker drops one of two notes a semitone apart (cues v2, negative valence). So a classifier may
+also read the semitone spectrogram itself, unfolded and without peak picking (`semitone_levels`), in
+which such intervals are visible at their pitch. `tonal_features` stacks it under the chroma, so one
+array carries everything tonal through cropping, masking and windowing.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ CHROMA_N_FFT = 4096
 N_CHROMA = 12
 LOWEST_MIDI, HIGHEST_MIDI = 36, 107  # C2 .. B7: six octaves, C first so pitch index % 12 is the pitch class
 PEAK_THRESHOLD = 0.05  # of the frame's loudest semitone (energy): 13 dB down; quieter peaks are noise here
+N_SEMITONES = HIGHEST_MIDI - LOWEST_MIDI + 1
+LEVEL_RANGE_DB = 40.0  # semitone levels span this far below the loudest: a soft third under a loud melody note still shows
 
 
 @lru_cache(maxsize=1)
@@ -53,12 +62,10 @@ def _window() -> torch.Tensor:
     return torch.hann_window(CHROMA_N_FFT)
 
 
-def chroma(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """(..., samples) at 22,050 Hz -> (..., 12, 1 + samples // 256), each frame scaled to max <= 1.
-
-    Scaling per frame keeps loudness out of this input (the mel carries it); frames of near
-    silence stay near zero instead of being blown up to noise.
-    """
+def semitone_spectrum(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """(..., samples) at 22,050 Hz -> (..., 72, 1 + samples // 256): energy per semitone C2..B7, each
+    frame scaled to its loudest semitone (so loudness stays out: the mel carries it); frames of near
+    silence stay near zero instead of being blown up to noise."""
     audio = torch.as_tensor(audio, dtype=torch.float32)
     shape = audio.shape
     flat = audio.reshape(-1, shape[-1])
@@ -70,10 +77,34 @@ def chroma(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
     loudest = semitones.amax(dim=1, keepdim=True)
     floor = 1e-6 * semitones.amax(dim=(1, 2), keepdim=True) + 1e-10
     scaled = semitones / torch.maximum(loudest, floor)
+    return scaled.reshape(*shape[:-1], *scaled.shape[-2:])
+
+
+def chroma_from_semitones(scaled: torch.Tensor) -> torch.Tensor:
+    """(..., 72, T) from `semitone_spectrum` -> (..., 12, T): the peaks folded onto pitch classes, max <= 1."""
     peaks = spectral_peaks(scaled)
-    folded = peaks.reshape(peaks.shape[0], -1, N_CHROMA, peaks.shape[-1]).sum(dim=1)  # octaves onto pitch classes
-    folded = folded / folded.amax(dim=1, keepdim=True).clamp_min(1.0)
-    return folded.reshape(*shape[:-1], N_CHROMA, folded.shape[-1])
+    folded = peaks.reshape(*peaks.shape[:-2], -1, N_CHROMA, peaks.shape[-1]).sum(dim=-3)  # octaves onto pitch classes
+    return folded / folded.amax(dim=-2, keepdim=True).clamp_min(1.0)
+
+
+def semitone_levels(scaled: torch.Tensor) -> torch.Tensor:
+    """(..., 72, T) from `semitone_spectrum` -> the same in [0, 1]: 1 at the frame's loudest semitone,
+    falling linearly in dB to 0 at LEVEL_RANGE_DB below it."""
+    decibels = 10 * torch.log10(scaled.clamp_min(1e-12))
+    return (1 + decibels / LEVEL_RANGE_DB).clamp_min(0.0)
+
+
+def chroma(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """(..., samples) at 22,050 Hz -> (..., 12, 1 + samples // 256), each frame scaled to max <= 1."""
+    return chroma_from_semitones(semitone_spectrum(audio))
+
+
+def tonal_features(audio: torch.Tensor | np.ndarray, semitones: bool) -> torch.Tensor:
+    """The classifier's tonal input: the chroma (12, T), with `semitones` the semitone levels
+    (72, T) stacked under it (84, T); rows 0-11 are always the chroma."""
+    scaled = semitone_spectrum(audio)
+    rows = [chroma_from_semitones(scaled)] + ([semitone_levels(scaled)] if semitones else [])
+    return torch.cat(rows, dim=-2)
 
 
 def spectral_peaks(scaled: torch.Tensor, threshold: float = PEAK_THRESHOLD) -> torch.Tensor:
@@ -85,7 +116,8 @@ def spectral_peaks(scaled: torch.Tensor, threshold: float = PEAK_THRESHOLD) -> t
 
 
 def context_profile(tonal: torch.Tensor | np.ndarray, start: int, end: int, context_frames: int) -> torch.Tensor:
-    """Mean chroma (12,) of frames [start - context_frames, end + context_frames) of a (12, T) chroma.
+    """Mean chroma (12,) of frames [start - context_frames, end + context_frames) of a (12, T) chroma
+    (or of the chroma rows of a (84, T) `tonal_features`).
 
     Training crops and analysis windows both take their tonal context through this function,
     so the model always sees the same span around a window.
@@ -94,4 +126,4 @@ def context_profile(tonal: torch.Tensor | np.ndarray, start: int, end: int, cont
     first, last = max(0, start - context_frames), min(tonal.shape[-1], end + context_frames)
     if last <= first:
         return torch.zeros(N_CHROMA)
-    return tonal[:, first:last].mean(dim=-1)
+    return tonal[:N_CHROMA, first:last].mean(dim=-1)

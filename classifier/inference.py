@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from classifier.analysis import Analysis, MoodReading, TimelineWindow
-from classifier.features import chroma, context_profile
+from classifier.features import context_profile, tonal_features
 from classifier.model import ClassifierConfig, MoodCRNN
 from moodmusic import checkpoints
 from moodmusic.audio import AudioDecodeError, load_audio
@@ -61,7 +61,8 @@ class WindowOutputs:
 
 @torch.inference_mode()
 def read_windows(model: MoodCRNN, mel: torch.Tensor, tonal: torch.Tensor, window: int, hop: int | None = None) -> WindowOutputs:
-    """Run the model over windows of a (80, T) log-mel and its (12, T) chroma, WINDOW_BATCH windows at a time."""
+    """Run the model over windows of a (80, T) log-mel and its tonal features (`model.tonal_rows`, T),
+    WINDOW_BATCH windows at a time."""
     n_frames = mel.shape[-1]
     starts = window_starts(n_frames, window, hop or window)
     ends = [min(start + window, n_frames) for start in starts]
@@ -70,9 +71,9 @@ def read_windows(model: MoodCRNN, mel: torch.Tensor, tonal: torch.Tensor, window
     for first in range(0, len(starts), WINDOW_BATCH):
         spans = list(zip(starts[first : first + WINDOW_BATCH], ends[first : first + WINDOW_BATCH]))
         mels = torch.stack([pad_frames(mel[:, s:e], MIN_FRAMES) for s, e in spans])
-        chromas = torch.stack([pad_frames(tonal[:, s:e], MIN_FRAMES, value=0.0) for s, e in spans])
+        tonals = torch.stack([pad_frames(tonal[:, s:e], MIN_FRAMES, value=0.0) for s, e in spans])
         contexts = torch.stack([context_profile(tonal, s, e, model.context_frames) for s, e in spans])
-        outputs.append(model(mels, chromas, contexts))
+        outputs.append(model(mels, tonals, contexts))
     return WindowOutputs(
         starts=starts,
         ends=ends,
@@ -94,6 +95,10 @@ class MoodClassifier:
     @property
     def window_frames(self) -> int:
         return self.config.window_frames
+
+    def tonal_features(self, samples: torch.Tensor) -> torch.Tensor:
+        """The tonal input this model reads, for mono samples at 22,050 Hz."""
+        return tonal_features(samples, semitones=self.model.pitch is not None)
 
     def read(self, mel: torch.Tensor, tonal: torch.Tensor, hop: int | None = None) -> WindowOutputs:
         return read_windows(self.model, torch.as_tensor(mel, dtype=torch.float32), torch.as_tensor(tonal, dtype=torch.float32), self.window_frames, hop)
@@ -121,7 +126,7 @@ class MoodClassifier:
         if samples.size == 0:
             raise AudioDecodeError("the audio holds no samples")
         samples = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-        return self.analyze_features(log_mel(samples), chroma(samples), duration=samples.numel() / SAMPLE_RATE)
+        return self.analyze_features(log_mel(samples), self.tonal_features(samples), duration=samples.numel() / SAMPLE_RATE)
 
 
 def build_model(config: ClassifierConfig) -> MoodCRNN:

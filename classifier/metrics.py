@@ -15,7 +15,7 @@ def predict_examples(classifier: MoodClassifier, examples: list[Example]) -> dic
     """Whole-clip predictions, windowed exactly as `analyze()` does."""
     points, probabilities, embeddings = [], [], []
     for example in examples:
-        va, quadrant_probabilities, embedding = classifier.read(torch.from_numpy(example.mel.astype(np.float32)), torch.from_numpy(example.chroma.astype(np.float32))).combined()
+        va, quadrant_probabilities, embedding = classifier.read(torch.from_numpy(example.mel.astype(np.float32)), torch.from_numpy(example.tonal.astype(np.float32))).combined()
         points.append(va)
         probabilities.append(quadrant_probabilities)
         embeddings.append(embedding)

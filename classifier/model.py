@@ -11,6 +11,12 @@ the mel branch's at each GRU step. A mode head (`ModeHead`) reads the mean chrom
 and its surroundings (mode is a property of a longer stretch than 3 s) and gives a major-vs-minor
 logit, trained against the sign of valence and passed on to the embedding.
 
+A third branch, optional (`pitch_channels`), reads the semitone levels C2..B7 unfolded
+(`classifier.features.semitone_levels`): convolutions over pitch and time whose kernels span an
+octave and a semitone, then a maximum over pitch, so it finds an interval pattern (a melody doubled
+a third above with nothing over it, two notes a semitone apart in the bass) at whatever pitch it
+sits. The chroma cannot show these: it folds the octaves and keeps one of two neighbouring peaks.
+
 The input is NOT normalised per clip: loudness is an arousal cue, so the model sees absolute
 log-mel levels, shifted and scaled by dataset constants stored in the config.
 """
@@ -22,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from classifier.features import N_CHROMA, N_SEMITONES
 from moodmusic.mel import N_MELS
 
 
@@ -38,6 +45,7 @@ class ClassifierConfig:
     chroma_channels: int = 16
     mode_hidden: int = 16
     context_frames: int = 258  # 3 s each side of a window feed the mode head
+    pitch_channels: int = 0  # the semitone branch; 0 (no branch) in classifiers trained before it
 
 
 class ConvBlock(nn.Sequential):
@@ -66,6 +74,26 @@ class KeyInvariantChroma(nn.Module):
         # Wrap 11 pitch classes around so a 12-tall kernel sees every rotation: output (B, C, 12, T).
         wrapped = torch.cat([chroma, chroma[:, :11]], dim=1).unsqueeze(1)
         return self.layers(wrapped).amax(dim=2)
+
+
+class PitchIntervals(nn.Module):
+    """(B, 72, T) semitone levels -> (B, channels, T // 2): convolutions over pitch and time, max over pitch.
+
+    The first kernel spans 13 semitones, so it sees a note, whatever lies up to an octave around
+    it, and whether anything sounds above; the time stride of 2 halves the cost (notes last longer
+    than two 11.6 ms frames)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(1, channels, kernel_size=(13, 3), stride=(1, 2), padding=(6, 1)),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, kernel_size=(3, 3), padding=(1, 1)),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, levels: torch.Tensor) -> torch.Tensor:
+        return self.layers(levels.unsqueeze(1)).amax(dim=2)
 
 
 class ModeHead(nn.Module):
@@ -103,6 +131,7 @@ class MoodCRNN(nn.Module):
         chroma_channels: int = 16,
         mode_hidden: int = 16,
         context_frames: int = 258,
+        pitch_channels: int = 0,
     ):
         super().__init__()
         self.register_buffer("mel_mean", torch.tensor(float(mel_mean)))
@@ -115,7 +144,8 @@ class MoodCRNN(nn.Module):
         self.time_reduction = 2 ** len(channels)
         conv_features = previous * (n_mels // self.time_reduction)
         self.chroma = KeyInvariantChroma(chroma_channels) if chroma_channels else None
-        self.gru = nn.GRU(conv_features + chroma_channels, gru_hidden, batch_first=True, bidirectional=True)
+        self.pitch = PitchIntervals(pitch_channels) if pitch_channels else None
+        self.gru = nn.GRU(conv_features + chroma_channels + pitch_channels, gru_hidden, batch_first=True, bidirectional=True)
         self.mode = ModeHead(mode_hidden) if mode_hidden else None
         self.context_frames = context_frames  # used by the callers that cut windows (classifier.inference)
         self.attention = nn.Linear(2 * gru_hidden, 1)
@@ -123,19 +153,30 @@ class MoodCRNN(nn.Module):
         self.valence_arousal = nn.Linear(embedding_dim, 2)
         self.quadrant_logits = nn.Linear(embedding_dim, 4)
 
-    def forward(self, log_mel: torch.Tensor, chroma: torch.Tensor | None = None, context: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """log_mel (B, 80, T), chroma (B, 12, T), T >= 16, context (B, 12) the mean chroma around the
-        window (default: the window's own) -> valence_arousal (B, 2), quadrant_logits (B, 4),
-        mode_logit (B,) (> 0: major; 0 without a mode head), embedding (B, D)."""
+    @property
+    def tonal_rows(self) -> int:
+        """Rows of the tonal input: the chroma (12), and the semitone levels (72) under it for a pitch branch."""
+        return N_CHROMA + (N_SEMITONES if self.pitch is not None else 0)
+
+    def forward(self, log_mel: torch.Tensor, tonal: torch.Tensor | None = None, context: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """log_mel (B, 80, T), tonal (B, tonal_rows, T) from `classifier.features.tonal_features`, T >= 16,
+        context (B, 12) the mean chroma around the window (default: the window's own) -> valence_arousal
+        (B, 2), quadrant_logits (B, 4), mode_logit (B,) (> 0: major; 0 without a mode head), embedding (B, D)."""
         x = ((log_mel - self.mel_mean) / self.mel_std).unsqueeze(1)
         x = self.conv(x)  # (B, C, F', T')
         x = x.flatten(1, 2).transpose(1, 2)  # (B, T', C * F')
+        chroma = None
+        if self.chroma is not None or self.pitch is not None:
+            if tonal is None or tonal.shape[1] != self.tonal_rows:
+                raise ValueError(f"this classifier reads tonal features too: pass tonal (B, {self.tonal_rows}, T) beside the log-mel")
+            chroma = tonal[:, :N_CHROMA]
+        branches = []
         if self.chroma is not None:
-            if chroma is None:
-                raise ValueError("this classifier reads the chroma too: pass chroma (B, 12, T) beside the log-mel")
-            tonal = self.chroma(chroma)  # (B, C, T)
-            tonal = nn.functional.avg_pool1d(tonal, self.time_reduction)[..., : x.shape[1]]
-            x = torch.cat([x, tonal.transpose(1, 2)], dim=2)
+            branches.append(nn.functional.avg_pool1d(self.chroma(chroma), self.time_reduction))
+        if self.pitch is not None:
+            branches.append(nn.functional.avg_pool1d(self.pitch(tonal[:, N_CHROMA:]), self.time_reduction // 2))
+        for branch in branches:  # (B, C, ~T'): align with the mel branch's steps
+            x = torch.cat([x, branch[..., : x.shape[1]].transpose(1, 2)], dim=2)
         sequence, _ = self.gru(x)
         weights = torch.softmax(self.attention(sequence), dim=1)
         attended = (weights * sequence).sum(dim=1)

@@ -28,6 +28,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     quadrant_weight: float = 0.5
     mode_weight: float = 0.5  # the mode head's major/minor loss, against the sign of valence
+    pitch_channels: int = 16  # the semitone branch (classifier.model.PitchIntervals); 0: none
     seed: int = 0
     window_frames: int = 256
     augment: bool = True
@@ -58,11 +59,11 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     splits = {name: [c for c in clips if c.split == name] for name in ("train", "val", "test")}
     if not splits["train"]:
         raise SystemExit(f"{config.data}: no clips in the train split")
-    examples = {name: load_examples(c, progress, desc=f"loading {name}") for name, c in splits.items()}
+    examples = {name: load_examples(c, progress, desc=f"loading {name}", semitones=config.pitch_channels > 0) for name, c in splits.items()}
     validation = examples["val"] or examples["train"][:200]
 
     mean, std = mel_statistics(examples["train"])
-    model_config = ClassifierConfig(mel_mean=mean, mel_std=std, window_frames=config.window_frames)
+    model_config = ClassifierConfig(mel_mean=mean, mel_std=std, window_frames=config.window_frames, pitch_channels=config.pitch_channels)
     model = build_model(model_config)
     dataset = CropDataset(examples["train"], config.window_frames, AugmentConfig() if config.augment else None, config.seed, model_config.context_frames)
     loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(dataset) > config.batch_size)
@@ -89,7 +90,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         model.train()
         started, totals, batches = time.perf_counter(), {"loss": 0.0, "va": 0.0, "quadrant": 0.0, "mode": 0.0}, 0
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False):
-            outputs = model(batch["mel"], batch["chroma"], batch["context"])
+            outputs = model(batch["mel"], batch["tonal"], batch["context"])
             point_loss = (smooth_l1(outputs["valence_arousal"], batch["valence_arousal"]).sum(dim=1) * batch["has_point"]).mean()
             quadrant_loss = cross_entropy(outputs["quadrant_logits"], batch["quadrant"])
             # Every label, quadrant-only ones too, tells the valence sign: major (happy, calm) or not.
@@ -169,6 +170,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--pitch-channels", type=int, default=defaults.pitch_channels, help="channels of the semitone branch (0: chroma and mel only)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--threads", type=int, default=defaults.threads, help="CPU threads for torch")
     parser.add_argument("--export", action="store_true", help="write the best model to checkpoints/classifier and the manifest")
@@ -177,7 +179,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=args.data, scale=args.scale, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, augment=not args.no_augment, threads=args.threads, export=args.export,
+        learning_rate=args.learning_rate, seed=args.seed, pitch_channels=args.pitch_channels, augment=not args.no_augment, threads=args.threads, export=args.export,
     )  # fmt: skip
     summary = train(config)
     print(json.dumps({k: v for k, v in summary.items() if k != "val"}, indent=2, default=str))

@@ -62,6 +62,51 @@ def test_mode_head_hears_the_same_mode_in_every_key():
     assert not torch.allclose(head(torch.rand(1, 12)), scores[:1])  # it does read the profile
 
 
+def test_semitone_levels_keep_what_the_chroma_folds_away():
+    from classifier.features import LOWEST_MIDI, chroma, tonal_features
+
+    # A melody note doubled a third above over a chord that already holds that third: the chroma is
+    # the same with and without the doubling, the unfolded semitone levels are not.
+    chord = [48, 52, 55]
+    plain, doubled = _harmonic_tones(chord + [72]), _harmonic_tones(chord + [72, 76])
+    assert torch.allclose(chroma(plain).mean(dim=1).argsort()[-3:].sort().values, torch.tensor([0, 4, 7]))
+    features = tonal_features(doubled, semitones=True)
+    assert features.shape[0] == 84 and torch.equal(features[:12], chroma(doubled))
+    levels_plain, levels_doubled = tonal_features(plain, True)[12:].mean(dim=1), features[12:].mean(dim=1)
+    e5 = 76 - LOWEST_MIDI
+    assert levels_doubled[e5] > 0.8 and levels_doubled[e5] > levels_plain[e5] + 0.1
+    assert levels_doubled.min() >= 0 and levels_doubled.max() <= 1
+
+
+def test_pitch_branch_hears_an_interval_at_any_pitch():
+    from classifier.model import PitchIntervals
+
+    torch.manual_seed(0)
+    branch = PitchIntervals(8).eval()
+    levels = torch.zeros(1, 72, 64)
+    levels[0, 30, :], levels[0, 34, :] = 1.0, 0.8  # a major third
+    moved = torch.roll(levels, 5, dims=1)  # the same third five semitones higher
+    assert torch.allclose(branch(levels), branch(moved), atol=1e-6)
+    minor = levels.clone()
+    minor[0, 34], minor[0, 33] = 0.0, 0.8
+    assert not torch.allclose(branch(levels), branch(minor))  # it does hear which interval
+
+
+def test_classifier_with_pitch_branch_reads_windows_and_rejects_the_wrong_input():
+    from classifier.features import tonal_features
+    from classifier.inference import MoodClassifier
+    from classifier.model import ClassifierConfig
+
+    config = ClassifierConfig(pitch_channels=8)
+    model = MoodCRNN(**vars(config)).eval()
+    classifier = MoodClassifier(model, config)
+    analysis = classifier.analyze(_harmonic_tones([60, 64, 67], seconds=7.0))
+    assert len(analysis.timeline) == 3 and len(analysis.embedding) == config.embedding_dim
+    with pytest.raises(ValueError, match=r"tonal \(B, 84, T\)"):
+        model(torch.randn(1, 80, 64), torch.rand(1, 12, 64))
+    assert tonal_features(np.zeros(1000, dtype=np.float32), semitones=True).shape == (84, 4)
+
+
 def test_analysis_windows_take_their_tonal_context_around_them():
     from classifier.features import context_profile
 
