@@ -377,7 +377,7 @@ def markdown(results: dict, command: str) -> str:
         "## Classifier",
         "",
         f"One 3 s window: {c['window_3s_model_ms']:.1f} ms (model only), {c['window_3s_audio_to_analysis_ms']:.1f} ms (audio -> analysis). "
-        f"60 s with its timeline: {_ms(c['file_60s_with_timeline_s'])}, of which log-mel and chroma {_ms(c['features_60s_s'])}. Peak RSS {_mb(c['peak_rss_mb'])}.",
+        f"60 s with its timeline: {_ms(c['file_60s_with_timeline_s'])}, of which log-mel and tonal features {_ms(c['features_60s_s'])}. Peak RSS {_mb(c['peak_rss_mb'])}.",
         "",
         "| batch | windows per second |",
         "|---|---|",
