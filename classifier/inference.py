@@ -98,7 +98,7 @@ class MoodClassifier:
 
     def tonal_features(self, samples: torch.Tensor) -> torch.Tensor:
         """The tonal input this model reads, for mono samples at 22,050 Hz."""
-        return tonal_features(samples, semitones=self.model.pitch is not None)
+        return tonal_features(samples, semitones=self.model.reads_semitones)
 
     def read(self, mel: torch.Tensor, tonal: torch.Tensor, hop: int | None = None) -> WindowOutputs:
         return read_windows(self.model, torch.as_tensor(mel, dtype=torch.float32), torch.as_tensor(tonal, dtype=torch.float32), self.window_frames, hop)

@@ -154,9 +154,14 @@ class MoodCRNN(nn.Module):
         self.quadrant_logits = nn.Linear(embedding_dim, 4)
 
     @property
+    def reads_semitones(self) -> bool:
+        """Whether the tonal input holds the semitone levels under the chroma (a model with a pitch branch)."""
+        return self.pitch is not None
+
+    @property
     def tonal_rows(self) -> int:
         """Rows of the tonal input: the chroma (12), and the semitone levels (72) under it for a pitch branch."""
-        return N_CHROMA + (N_SEMITONES if self.pitch is not None else 0)
+        return N_CHROMA + (N_SEMITONES if self.reads_semitones else 0)
 
     def forward(self, log_mel: torch.Tensor, tonal: torch.Tensor | None = None, context: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """log_mel (B, 80, T), tonal (B, tonal_rows, T) from `classifier.features.tonal_features`, T >= 16,

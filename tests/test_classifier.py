@@ -65,8 +65,8 @@ def test_mode_head_hears_the_same_mode_in_every_key():
 def test_semitone_levels_keep_what_the_chroma_folds_away():
     from classifier.features import LOWEST_MIDI, chroma, tonal_features
 
-    # A melody note doubled a third above over a chord that already holds that third: the chroma is
-    # the same with and without the doubling, the unfolded semitone levels are not.
+    # A melody note doubled a third above, over a chord that already holds that third: the chroma's
+    # strongest classes are the chord's either way; the unfolded semitone levels show the added E5.
     chord = [48, 52, 55]
     plain, doubled = _harmonic_tones(chord + [72]), _harmonic_tones(chord + [72, 76])
     assert torch.allclose(chroma(plain).mean(dim=1).argsort()[-3:].sort().values, torch.tensor([0, 4, 7]))
