@@ -32,6 +32,7 @@ class Example:
     quadrant: int
     quadrant_only: bool
     source: str
+    valence_sign_only: bool = False  # the audio carries the sign of this valence label, not its size
 
 
 def load_examples(clips: list[LabelledClip], progress: bool = True, desc: str = "loading", semitones: bool = False) -> list[Example]:
@@ -126,9 +127,10 @@ class CropDataset(torch.utils.data.Dataset):
         mel, tonal, context = random_crop(example, self.frames, rng, self.context_frames)
         valence, arousal = example.valence, example.arousal
         config = self.augment_config
+        mixed = None
         if config is not None:
             if rng.random() < config.mix_probability and len(self.by_quadrant[example.quadrant]) > 1:
-                other = self.examples[int(rng.choice(self.by_quadrant[example.quadrant]))]
+                other = mixed = self.examples[int(rng.choice(self.by_quadrant[example.quadrant]))]
                 weight = rng.uniform(0.6, 0.9)
                 other_mel, other_tonal, other_context = random_crop(other, self.frames, rng, self.context_frames)
                 mel, tonal = mix((mel, tonal), (other_mel, other_tonal), weight)
@@ -143,6 +145,7 @@ class CropDataset(torch.utils.data.Dataset):
             "valence_arousal": torch.tensor([valence, arousal], dtype=torch.float32),
             "quadrant": torch.tensor(example.quadrant),
             "has_point": torch.tensor(0.0 if example.quadrant_only else 1.0),
+            "valence_size_known": torch.tensor(0.0 if example.valence_sign_only or (mixed is not None and mixed.valence_sign_only) else 1.0),
         }
 
 

@@ -1,7 +1,10 @@
 """`moodmusic train classifier`: train the mood CRNN with accelerate (one CPU or many GPUs).
 
-Trains on the corpus (or a DEAM folder, a CSV manifest, quadrant folders: corpus.loaders),
-validates each epoch on the val split with whole-clip windowed predictions, keeps the best
+Trains on the corpus (or a DEAM folder, a CSV manifest, quadrant folders: corpus.loaders), or on
+several of them at once (their splits joined: renditions of one plan under two cue versions share
+their pieces' splits, so nothing leaks). `--sign-only-data` adds data whose valence labels the
+audio carries only the sign of (a cues-v1 corpus): those clips train arousal, the quadrant, the mode
+and the valence sign, never the size of valence. Validates each epoch on the val split with whole-clip windowed predictions, keeps the best
 epoch, and resumes from `<out>/state.pt` when it exists. `--export` writes the best model to
 checkpoints/classifier and records it, with its test-split metrics, in the manifest.
 """
@@ -9,6 +12,7 @@ checkpoints/classifier and records it, with its test-split metrics, in the manif
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -19,7 +23,9 @@ from pathlib import Path
 
 @dataclass
 class TrainConfig:
-    data: str = "data/corpus"
+    data: tuple[str, ...] = ("data/corpus",)  # one or more data folders or manifests, joined
+    sign_only_data: tuple[str, ...] = ()  # more data, trusted for the sign of valence only
+    sign_margin: float = 0.25  # a sign-only clip's valence is pushed at least this far to its side of 0
     scale: str = "signed"  # for CSV manifests: signed, unit or deam
     out: str = "runs/classifier"
     epochs: int = 30
@@ -55,12 +61,18 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    clips = load_any(Path(config.data), config.scale)
-    splits = {name: [c for c in clips if c.split == name] for name in ("train", "val", "test")}
-    if not splits["train"]:
-        raise SystemExit(f"{config.data}: no clips in the train split")
-    examples = {name: load_examples(c, progress, desc=f"loading {name}", semitones=config.pitch_channels > 0) for name, c in splits.items()}
-    validation = examples["val"] or examples["train"][:200]
+    sources = [(source, False) for source in config.data] + [(source, True) for source in config.sign_only_data]
+    clips = [(clip, sign_only) for source, sign_only in sources for clip in load_any(Path(source), config.scale)]
+    examples = {}
+    for name in ("train", "val", "test"):
+        split = [(clip, sign_only) for clip, sign_only in clips if clip.split == name]
+        loaded = load_examples([clip for clip, _ in split], progress, desc=f"loading {name}", semitones=config.pitch_channels > 0)
+        examples[name] = [dataclasses.replace(example, valence_sign_only=sign_only) for example, (_, sign_only) in zip(loaded, split)]
+    if not examples["train"]:
+        raise SystemExit(f"{', '.join(config.data)}: no clips in the train split")
+    # Epochs are chosen, and the model scored, on clips whose whole label the audio carries.
+    validation = [e for e in examples["val"] if not e.valence_sign_only] or examples["train"][:200]
+    test = [e for e in examples["test"] if not e.valence_sign_only]
 
     mean, std = mel_statistics(examples["train"])
     model_config = ClassifierConfig(mel_mean=mean, mel_std=std, window_frames=config.window_frames, pitch_channels=config.pitch_channels)
@@ -81,7 +93,6 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         start_epoch, best = int(state["epoch"]) + 1, json.loads(state["best"])
         accelerator.print(f"resuming after epoch {start_epoch - 1} (best so far: epoch {best['epoch']})")
 
-    smooth_l1 = torch.nn.SmoothL1Loss(reduction="none", beta=0.1)
     cross_entropy = torch.nn.CrossEntropyLoss()
     binary_cross_entropy = torch.nn.BCEWithLogitsLoss()
     positive_valence = torch.tensor([float(mood_quadrant in ("happy", "calm")) for mood_quadrant in QUADRANTS], device=accelerator.device)
@@ -91,7 +102,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         started, totals, batches = time.perf_counter(), {"loss": 0.0, "va": 0.0, "quadrant": 0.0, "mode": 0.0}, 0
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False):
             outputs = model(batch["mel"], batch["tonal"], batch["context"])
-            point_loss = (smooth_l1(outputs["valence_arousal"], batch["valence_arousal"]).sum(dim=1) * batch["has_point"]).mean()
+            errors = point_errors(outputs["valence_arousal"], batch["valence_arousal"], batch["valence_size_known"], config.sign_margin)
+            point_loss = (errors * batch["has_point"]).mean()
             quadrant_loss = cross_entropy(outputs["quadrant_logits"], batch["quadrant"])
             # Every label, quadrant-only ones too, tells the valence sign: major (happy, calm) or not.
             major = positive_valence[batch["quadrant"]]
@@ -138,8 +150,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     checkpoints.load_weights(final, best_dir)
     classifier = MoodClassifier(final.eval(), model_config)
     summary = {"best_epoch": best["epoch"], "val": best.get("val"), "train_clips": len(examples["train"])}
-    if examples["test"]:
-        summary["test"] = score(examples["test"], predict_examples(classifier, examples["test"]))
+    if test:
+        summary["test"] = score(test, predict_examples(classifier, test))
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if config.export:
         target = checkpoints.stage_dir("classifier")
@@ -148,11 +160,23 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             "classifier",
             model=final,
             command="moodmusic " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("moodmusic") else json.dumps(asdict(config)),
-            data=f"{config.data}: {len(examples['train'])} train clips, {len(examples['val'])} val, {len(examples['test'])} test (split by source piece)",
+            data=f"{' + '.join(config.data + tuple(f'{d} (valence sign only)' for d in config.sign_only_data))}: {len(examples['train'])} train clips, {len(validation)} val, {len(test)} test (split by source piece)",
             metrics={"val": _headline(best.get("val")), "test": _headline(summary.get("test")), "best_epoch": best["epoch"]},
         )
         accelerator.print(f"exported to {target}")
     return summary
+
+
+def point_errors(predicted, target, valence_size_known, sign_margin: float):
+    """Per clip: the smooth L1 error of (valence, arousal), summed; where only the sign of the valence
+    label is known (`valence_size_known` 0), its valence term is a hinge that asks for the right side of
+    0 by `sign_margin`, so an inaudible size is never taught."""
+    import torch
+
+    errors = torch.nn.functional.smooth_l1_loss(predicted, target, reduction="none", beta=0.1)
+    sign_errors = torch.relu(sign_margin - torch.sign(target[:, 0]) * predicted[:, 0])
+    valence = valence_size_known * errors[:, 0] + (1 - valence_size_known) * sign_errors
+    return valence + errors[:, 1]
 
 
 def _headline(metrics: dict | None) -> dict | None:
@@ -163,7 +187,8 @@ def _headline(metrics: dict | None) -> dict | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
-    parser.add_argument("--data", default=defaults.data, help="corpus folder, DEAM folder, CSV manifest (path,valence,arousal) or quadrant folders")
+    parser.add_argument("--data", nargs="+", default=list(defaults.data), help="corpus folder, DEAM folder, CSV manifest (path,valence,arousal) or quadrant folders; several are joined")
+    parser.add_argument("--sign-only-data", nargs="+", default=[], help="more data whose valence labels the audio carries only the sign of (a cues-v1 corpus)")
     parser.add_argument("--scale", default=defaults.scale, choices=("signed", "unit", "deam"), help="value scale of a CSV manifest")
     parser.add_argument("--out", default=defaults.out, help="run folder: training state, log, best model")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
@@ -178,7 +203,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
-        data=args.data, scale=args.scale, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
+        data=tuple(args.data), sign_only_data=tuple(args.sign_only_data), scale=args.scale, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, seed=args.seed, pitch_channels=args.pitch_channels, augment=not args.no_augment, threads=args.threads, export=args.export,
     )  # fmt: skip
     summary = train(config)

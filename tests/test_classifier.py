@@ -229,7 +229,7 @@ def test_training_runs_resumes_and_exports_nothing_without_flag(tmp_path):
 
     corpus = tmp_path / "corpus"
     build(BuildConfig(out=str(corpus), clips=12, seconds=2.0, seed=5), progress=False)
-    config = TrainConfig(data=str(corpus), out=str(tmp_path / "run"), epochs=1, batch_size=4, window_frames=128)
+    config = TrainConfig(data=(str(corpus),), out=str(tmp_path / "run"), epochs=1, batch_size=4, window_frames=128)
     first = train(config, progress=False)
     assert first["best_epoch"] == 0 and (tmp_path / "run" / "best" / "model.safetensors").exists()
     config.epochs = 2
@@ -239,3 +239,33 @@ def test_training_runs_resumes_and_exports_nothing_without_flag(tmp_path):
     assert "test" in second and second["test"]["clips"] > 0
     reloaded = classifier.load(tmp_path / "run" / "best")
     assert reloaded.window_frames == 128
+
+
+def test_training_joins_several_corpora(tmp_path):
+    """Two renditions of one plan (cues v1 and v2) train one model; their splits line up piece by piece,
+    and the one trusted for the sign of valence only is left out of validation and test."""
+    from corpus.build import BuildConfig, build
+    from corpus.loaders import load_any
+    from classifier.train import TrainConfig, train
+
+    for cues in ("v1", "v2"):
+        build(BuildConfig(out=str(tmp_path / cues), clips=12, seconds=2.0, seed=5, cues=cues), progress=False)
+    clips = {cues: load_any(tmp_path / cues) for cues in ("v1", "v2")}
+    assert {(c.source, c.split) for c in clips["v1"]} == {(c.source, c.split) for c in clips["v2"]}
+    config = TrainConfig(data=(str(tmp_path / "v2"),), sign_only_data=(str(tmp_path / "v1"),), out=str(tmp_path / "run"), epochs=1,
+                         batch_size=4, window_frames=128, pitch_channels=0)  # fmt: skip
+    summary = train(config, progress=False)
+    assert summary["train_clips"] == 2 * sum(c.split == "train" for c in clips["v2"]) > 0
+    assert summary["test"]["clips"] == sum(c.split == "test" for c in clips["v2"]) > 0
+
+
+def test_sign_only_labels_teach_the_side_of_zero_not_the_size():
+    from classifier.train import point_errors
+
+    target = torch.tensor([[0.8, 0.2], [0.8, 0.2], [-0.6, 0.0], [0.8, 0.2]])
+    predicted = torch.tensor([[0.3, 0.2], [-0.1, 0.2], [-0.4, 0.0], [0.3, 0.2]])
+    known = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    errors = point_errors(predicted, target, known, sign_margin=0.25)
+    assert errors[0] == 0 and errors[2] == 0  # right side by the margin: the size is not asked for
+    assert errors[1] == pytest.approx(0.35)  # wrong side: 0.25 - (-0.1)
+    assert errors[3] == pytest.approx(0.5 - 0.05)  # a known size keeps the smooth L1 (beta 0.1)
