@@ -4,8 +4,10 @@ Trains on the corpus (or a DEAM folder, a CSV manifest, quadrant folders: corpus
 several of them at once (their splits joined: renditions of one plan under two cue versions share
 their pieces' splits, so nothing leaks). `--sign-only-data` adds data whose valence labels the
 audio carries only the sign of (a cues-v1 corpus): those clips train arousal, the quadrant, the mode
-and the valence sign, never the size of valence. Validates each epoch on the val split with whole-clip windowed predictions, keeps the best
-epoch, and resumes from `<out>/state.pt` when it exists. `--export` writes the best model to
+and the valence sign, never the size of valence, and are left out of validation and test.
+
+Validates each epoch on the val split with whole-clip windowed predictions, keeps the best epoch,
+and resumes from `<out>/state.pt` when it exists. `--export` writes the best model to
 checkpoints/classifier and records it, with its test-split metrics, in the manifest.
 """
 
