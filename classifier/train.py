@@ -67,14 +67,15 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     clips = [(clip, sign_only) for source, sign_only in sources for clip in load_any(Path(source), config.scale)]
     examples = {}
     for name in ("train", "val", "test"):
-        split = [(clip, sign_only) for clip, sign_only in clips if clip.split == name]
+        # Epochs are chosen, and the model scored, only on clips whose whole label the audio carries,
+        # so sign-only data is not even loaded outside the train split.
+        split = [(clip, sign_only) for clip, sign_only in clips if clip.split == name and (name == "train" or not sign_only)]
         loaded = load_examples([clip for clip, _ in split], progress, desc=f"loading {name}", semitones=config.pitch_channels > 0)
         examples[name] = [dataclasses.replace(example, valence_sign_only=sign_only) for example, (_, sign_only) in zip(loaded, split)]
     if not examples["train"]:
         raise SystemExit(f"{', '.join(config.data)}: no clips in the train split")
-    # Epochs are chosen, and the model scored, on clips whose whole label the audio carries.
-    validation = [e for e in examples["val"] if not e.valence_sign_only] or examples["train"][:200]
-    test = [e for e in examples["test"] if not e.valence_sign_only]
+    validation = examples["val"] or [e for e in examples["train"] if not e.valence_sign_only][:200]
+    test = examples["test"]
 
     mean, std = mel_statistics(examples["train"])
     model_config = ClassifierConfig(mel_mean=mean, mel_std=std, window_frames=config.window_frames, pitch_channels=config.pitch_channels)
