@@ -7,7 +7,8 @@ audio carries only the sign of (a cues-v1 corpus): those clips train arousal, th
 and the valence sign, never the size of valence, and are left out of validation and test.
 
 Validates each epoch on the val split with whole-clip windowed predictions, keeps the best epoch,
-and resumes from `<out>/state.pt` when it exists. `--export` writes the best model to
+and resumes from `<out>/state.pt` when it exists. `--init DIR` starts from a trained classifier's weights
+and keeps its architecture and mel statistics (fine-tuning, e.g. on more data). `--export` writes the best model to
 checkpoints/classifier and records it, with its test-split metrics, in the manifest.
 """
 
@@ -41,6 +42,7 @@ class TrainConfig:
     window_frames: int = 256
     augment: bool = True
     threads: int = 2
+    init: str = ""  # a classifier folder to start from: its weights, architecture and mel statistics
     export: bool = False
 
 
@@ -63,6 +65,9 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 
+    initial = ClassifierConfig(**checkpoints.load_config(Path(config.init))) if config.init else None
+    if initial is not None:  # the features and crops the starting model reads
+        config = dataclasses.replace(config, pitch_channels=initial.pitch_channels, window_frames=initial.window_frames)
     sources = [(source, False) for source in config.data] + [(source, True) for source in config.sign_only_data]
     clips = [(clip, sign_only) for source, sign_only in sources for clip in load_any(Path(source), config.scale)]
     examples = {}
@@ -77,9 +82,13 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     validation = examples["val"] or [e for e in examples["train"] if not e.valence_sign_only][:200]
     test = examples["test"]
 
-    mean, std = mel_statistics(examples["train"])
-    model_config = ClassifierConfig(mel_mean=mean, mel_std=std, window_frames=config.window_frames, pitch_channels=config.pitch_channels)
-    model = build_model(model_config)
+    if initial is not None:  # fine-tuning: the model keeps the input scaling its weights were trained with
+        model_config = initial
+        model = checkpoints.load_weights(build_model(model_config), Path(config.init))
+    else:
+        mean, std = mel_statistics(examples["train"])
+        model_config = ClassifierConfig(mel_mean=mean, mel_std=std, window_frames=config.window_frames, pitch_channels=config.pitch_channels)
+        model = build_model(model_config)
     dataset = CropDataset(examples["train"], config.window_frames, AugmentConfig() if config.augment else None, config.seed, model_config.context_frames)
     loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(dataset) > config.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -201,13 +210,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pitch-channels", type=int, default=defaults.pitch_channels, help="channels of the semitone branch (0: chroma and mel only)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--threads", type=int, default=defaults.threads, help="CPU threads for torch")
+    parser.add_argument("--init", default="", help="start from this classifier folder (its weights, architecture and mel statistics), e.g. checkpoints/classifier")
     parser.add_argument("--export", action="store_true", help="write the best model to checkpoints/classifier and the manifest")
 
 
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=tuple(args.data), sign_only_data=tuple(args.sign_only_data), scale=args.scale, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, pitch_channels=args.pitch_channels, augment=not args.no_augment, threads=args.threads, export=args.export,
+        learning_rate=args.learning_rate, seed=args.seed, pitch_channels=args.pitch_channels, augment=not args.no_augment, threads=args.threads, init=args.init, export=args.export,
     )  # fmt: skip
     summary = train(config)
     print(json.dumps({k: v for k, v in summary.items() if k != "val"}, indent=2, default=str))

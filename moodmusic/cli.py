@@ -16,6 +16,7 @@ import sys
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("corpus", "build"), "corpus.cli", "render the mood-labelled training corpus from music21's scores"),
     (("corpus", "check"), "corpus.audibility", "measure that the corpus labels are audible, without using them"),
+    (("corpus", "rerender"), "corpus.rerender", "pass a corpus through a vocoder (audio -> mel -> audio): the renderer's marks, to train the classifier on"),
     (("narrate",), "narrator.cli", "analyse an audio file (or a saved analysis) and tell in words what it feels like"),
     (("bench", "narrator"), "narrator.bench", "time the template narrator and measure its acceptance properties"),
     (("train", "classifier"), "classifier.train", "train the mood classifier (CRNN) with accelerate"),

@@ -252,6 +252,24 @@ def test_training_runs_resumes_and_exports_nothing_without_flag(tmp_path):
     assert reloaded.window_frames == 128
 
 
+def test_training_from_a_trained_classifier_keeps_its_architecture_and_weights(tmp_path):
+    """--init: the new run reads the features of the starting model and starts from its weights
+    (at learning rate 0 they come out unchanged), whatever the run's own architecture arguments say."""
+    from corpus.build import BuildConfig, build
+    from classifier.train import TrainConfig, train
+    from moodmusic import checkpoints
+
+    corpus = tmp_path / "corpus"
+    build(BuildConfig(out=str(corpus), clips=12, seconds=2.0, seed=5), progress=False)
+    train(TrainConfig(data=(str(corpus),), out=str(tmp_path / "first"), epochs=1, batch_size=4, window_frames=128, pitch_channels=0), progress=False)
+    start = tmp_path / "first" / "best"
+    train(TrainConfig(data=(str(corpus),), out=str(tmp_path / "again"), epochs=1, batch_size=4, learning_rate=0.0, init=str(start)), progress=False)
+    before, after = classifier.load(start), classifier.load(tmp_path / "again" / "best")
+    assert checkpoints.load_config(tmp_path / "again" / "best") == checkpoints.load_config(start)  # no pitch branch, 128-frame windows, same mel scaling
+    for (name, old), new in zip(before.model.named_parameters(), after.model.parameters()):
+        assert torch.equal(old, new), name
+
+
 def test_training_joins_several_corpora(tmp_path):
     """Two renditions of one plan (cues v1 and v2) train one model; their splits line up piece by piece,
     and the one trusted for the sign of valence only is left out of validation and test."""

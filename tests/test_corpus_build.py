@@ -78,3 +78,31 @@ def test_summary_counts_clips_per_split_and_quadrant():
     rows = [{"split": "train", "quadrant": "sad", "seconds": "8", "source": "a"}] * 3
     text = summary(rows)
     assert "3 (  0.4 min)" in text and "pieces per split: train 1" in text
+
+
+def test_rerender_passes_a_split_through_the_renderer_and_resumes(tmp_path, capsys):
+    from corpus.loaders import DatasetError, load_corpus
+    from moodmusic.audio import load_audio
+    from moodmusic.mel import log_mel
+
+    source, out = tmp_path / "corpus", tmp_path / "rerendered"
+    build(BuildConfig(out=str(source), clips=12, seconds=2.0, seed=5), progress=False)
+    train_rows = [row for row in read_manifest(source) if row["split"] == "train"]
+    assert main(["corpus", "rerender", "--from", str(source), "--out", str(out), "--split", "train"]) == 0
+    assert f"{len(train_rows)} clips rendered" in capsys.readouterr().out
+    rows = read_manifest(out)
+    assert [(r["id"], r["valence"], r["arousal"], r["split"]) for r in rows] == [(r["id"], r["valence"], r["arousal"], r["split"]) for r in train_rows]
+    assert all(r["mel"] == "" for r in rows)  # the rerendered audio's own mel is computed when it is loaded
+    clips = load_corpus(out)
+    assert all(clip.mel is None and clip.audio.exists() for clip in clips)
+    # The audio is the source's mel made sound again: close in its mel, not the same samples.
+    original, again = load_audio(source / train_rows[0]["audio"]), load_audio(clips[0].audio)
+    assert abs(len(again) - len(original)) < 1024 and not np.allclose(again[: len(original)], original[: len(again)], atol=1e-3)
+    frames = min(log_mel(original).shape[1], log_mel(again).shape[1])
+    assert float((log_mel(original)[:, :frames] - log_mel(again)[:, :frames]).abs().mean()) < 0.5
+    assert main(["corpus", "rerender", "--from", str(source), "--out", str(out), "--split", "train"]) == 0
+    assert "0 clips rendered" in capsys.readouterr().out  # resumed: nothing left to do
+    with pytest.raises(DatasetError, match="no manifest.csv"):
+        from corpus.rerender import rerender
+
+        rerender(tmp_path / "nowhere", out)
