@@ -50,12 +50,17 @@ def _check_point(valence: float, arousal: float, where: str) -> tuple[float, flo
     return valence, arousal
 
 
-def load_corpus(folder: Path) -> list[LabelledClip]:
-    folder = Path(folder)
-    manifest = folder / "manifest.csv"
+def corpus_manifest(folder: Path) -> Path:
+    """A corpus folder's manifest.csv, or the error that says how to make one."""
+    manifest = Path(folder) / "manifest.csv"
     if not manifest.exists():
         raise DatasetError(f"{folder} has no manifest.csv; build one with `moodmusic corpus build --out {folder}`")
-    with open(manifest) as f:
+    return manifest
+
+
+def load_corpus(folder: Path) -> list[LabelledClip]:
+    folder = Path(folder)
+    with open(corpus_manifest(folder)) as f:
         return [
             LabelledClip(
                 audio=folder / row["audio"], valence=float(row["valence"]), arousal=float(row["arousal"]),

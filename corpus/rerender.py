@@ -25,14 +25,11 @@ def rerender(source: Path, out: Path, renderer: str = "griffinlim", split: str =
     from tqdm import tqdm
 
     import vocoder
-    from corpus.loaders import DatasetError
+    from corpus.loaders import DatasetError, corpus_manifest
     from moodmusic.audio import load_audio, write_wav
     from moodmusic.mel import log_mel
 
-    manifest = Path(source) / "manifest.csv"
-    if not manifest.exists():
-        raise DatasetError(f"{source} has no manifest.csv; build one with `moodmusic corpus build --out {source}`")
-    with open(manifest) as f:
+    with open(corpus_manifest(source)) as f:
         reader = csv.DictReader(f)
         fields, rows = reader.fieldnames, [row for row in reader if not split or row["split"] == split]
     if not rows:

@@ -82,12 +82,25 @@ def command_line(args: argparse.Namespace) -> str:
     return getattr(args, "command_line", None) or "moodmusic " + shlex.join(sys.argv[1:])
 
 
+def _input_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean "your data or checkpoint folder is not usable", not a bug: a message is enough.
+    Evaluated only when an exception is on its way out, so this module never imports torch for it."""
+    from corpus.loaders import DatasetError
+
+    checkpoints = sys.modules.get("moodmusic.checkpoints")  # loaded by any command that read a checkpoint
+    return (DatasetError,) + ((checkpoints.CheckpointError,) if checkpoints else ())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = with_default_subcommand(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     args.command_line = "moodmusic " + shlex.join(argv)
     module = importlib.import_module(args._module)
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except _input_errors() as error:
+        print(f"moodmusic: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -35,3 +35,15 @@ def test_serve_takes_the_guidance_candidates_from_the_environment_or_the_flag():
     for command in (["serve"], ["generate"], ["evaluate", "chain"]):
         with pytest.raises(SystemExit):  # argparse's usage error, not a traceback
             build_parser().parse_args([*command, "--candidates", "0"])
+
+
+def test_unusable_data_or_checkpoints_end_in_a_message_not_a_traceback(tmp_path, capsys):
+    from moodmusic.cli import main
+
+    nowhere = str(tmp_path / "nowhere")
+    assert main(["corpus", "rerender", "--from", nowhere, "--out", str(tmp_path / "out")]) == 2
+    assert "moodmusic: error:" in (err := capsys.readouterr().err) and "has no manifest.csv" in err and "Traceback" not in err
+    assert main(["train", "classifier", "--init", nowhere, "--out", str(tmp_path / "run"), "--epochs", "1"]) == 2
+    assert "config.json is missing" in capsys.readouterr().err
+    assert main(["train", "classifier", "--data", nowhere, "--out", str(tmp_path / "run"), "--epochs", "1"]) == 2
+    assert "neither a folder nor a .csv manifest" in capsys.readouterr().err
