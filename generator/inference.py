@@ -4,7 +4,7 @@ A generator folder may hold `guidance.json`, which turns on critic-guided sampli
 (`generator.sampling.Guidance`) with a mode critic from a stage folder beside it:
 
     {"candidates": 8, "chunk_slices": 4, "critic": "critic"}
-    (optional: "accept": 0.7, "valence_scale": 1.5; see Guidance)
+    (optional: "accept": 0.7, "valence_scale": 1.5, "neutral": "ambiguous"; see Guidance)
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def load_guidance(directory: Path, device: str = "cpu"):
         critic_dir = directory.parent / spec["critic"]
         accept = spec.get("accept")
         guidance = Guidance(int(spec["candidates"]), int(spec["chunk_slices"]), None if accept is None else float(accept),
-                            float(spec.get("valence_scale", 1.0)))  # fmt: skip
+                            float(spec.get("valence_scale", 1.0)), str(spec.get("neutral", "any")))  # fmt: skip
     except (ValueError, KeyError, TypeError) as error:
         raise checkpoints.CheckpointError(f"{path} must be like {{\"candidates\": 8, \"chunk_slices\": 4, \"critic\": \"critic\"}}: {error}") from error
     if not (critic_dir / checkpoints.WEIGHTS_FILE).exists():

@@ -31,6 +31,7 @@ from moodmusic.mood import Mood, MoodError, resolve
 from generator.model import GeneratorConfig, MelSliceGenerator
 
 LATENT_PERSISTENCE = 0.9
+NEUTRAL_CHOICES = ("any", "ambiguous")  # Guidance.neutral
 MIN_SECONDS, MAX_SECONDS = 1.0, 120.0
 
 MoodLike = Union[str, Mood, tuple[float, float]]
@@ -159,6 +160,11 @@ class Guidance:
     critic gives the asked mode at least that probability; only the other chunks pay for the other
     candidates. Without it, all candidates are written for every chunk.
 
+    `neutral` says what the critic wants at valence 0, where no mode is asked for: "any" keeps candidate 0
+    (plain sampling); "ambiguous" keeps the continuation whose mode the critic hears least clearly. Left
+    alone, the generator writes minor for most quiet clips asked for valence 0 (the key estimate: 75-88%
+    at arousal <= 0), and a neutral request sounds sad.
+
     `valence_scale` emphasises the mood: the generator is conditioned on the asked valence times this,
     clipped to [-1, 1], as a guidance scale above 1 trades some of a conditional model's spread for
     adherence to its condition. The generator under-expresses valence (heard valence is pulled towards
@@ -170,12 +176,14 @@ class Guidance:
     chunk_slices: int = 4
     accept: float | None = None
     valence_scale: float = 1.0
+    neutral: str = "any"
 
     def __post_init__(self) -> None:
         if (self.candidates < 1 or self.chunk_slices < 1 or not (self.accept is None or 0.0 <= self.accept <= 1.0)
-                or not (math.isfinite(self.valence_scale) and self.valence_scale > 0)):  # fmt: skip
+                or not (math.isfinite(self.valence_scale) and self.valence_scale > 0) or self.neutral not in NEUTRAL_CHOICES):  # fmt: skip
             raise ValueError(
-                f"guidance needs candidates >= 1, chunk_slices >= 1, accept in [0, 1] or None and valence_scale > 0, got {self}"
+                f"guidance needs candidates >= 1, chunk_slices >= 1, accept in [0, 1] or None, valence_scale > 0 "
+                f"and neutral in {NEUTRAL_CHOICES}, got {self}"
             )
 
     def condition(self, valence: float, arousal: float) -> tuple[float, float]:
@@ -206,6 +214,8 @@ class MelGenerator:
             critic = getattr(self.critic, "version", "critic")
             accept = "" if self.guidance.accept is None else f"@{self.guidance.accept:g}"
             parts.append(f"{critic}x{self.guidance.candidates}/{self.guidance.chunk_slices}{accept}")
+            if self.guidance.neutral != "any":
+                parts.append(f"neutral-{self.guidance.neutral}")
         if self.guidance.valence_scale != 1.0:
             parts.append(f"v{self.guidance.valence_scale:g}")
         return "+".join(parts)
@@ -263,7 +273,7 @@ class MelGenerator:
                 continue
             rows = everyone if guidance.accept is None else [(clip, 0) for clip in range(len(sessions))]
             chunk, ends = self._write(rows, sessions, trajectories, context, indices, n_slices, progress, guidance)
-            scores, classes = self._scores(chunk, heard, [valences[clip] for clip, _ in rows], [clip for clip, _ in rows])
+            scores, classes = self._scores(chunk, heard, [valences[clip] for clip, _ in rows], [clip for clip, _ in rows], guidance)
             if guidance.accept is not None:
                 # Candidate 0 stays where the critic is sure enough of the asked mode (or there is no mode to ask for).
                 probability = torch.sigmoid(scores)
@@ -271,10 +281,10 @@ class MelGenerator:
                 more = [(clip, k) for clip in retry for k in range(1, candidates)]
                 if more:
                     extra, extra_ends = self._write(more, sessions, trajectories, context, indices, None, None, guidance)
-                    extra_scores, extra_classes = self._scores(extra, heard, [valences[clip] for clip, _ in more], [clip for clip, _ in more])
+                    extra_scores, extra_classes = self._scores(extra, heard, [valences[clip] for clip, _ in more], [clip for clip, _ in more], guidance)
                     rows, chunk, ends = rows + more, torch.cat([chunk, extra]), torch.cat([ends, extra_ends])
                     scores, classes = torch.cat([scores, extra_scores]), torch.cat([classes, extra_classes])
-            # The best row of each clip; ties (valence 0: every score is 0) go to the first row, candidate 0.
+            # The best row of each clip; ties (valence 0 with neutral "any": every score is 0) go to the first row, candidate 0.
             best: dict[int, int] = {}
             for row, (clip, _) in enumerate(rows):
                 if clip not in best or scores[row] > scores[best[clip]]:
@@ -305,9 +315,11 @@ class MelGenerator:
                 progress(index + 1, n_slices)
         return torch.cat(pieces, dim=2), context
 
-    def _scores(self, chunk: torch.Tensor, heard: torch.Tensor | None, valences: list[float], clips: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each row's score (the critic's logit for the asked mode: > 0 when it hears that mode; 0 at
-        valence 0) on its chunk read with its clip's chosen frames before it, up to the critic's 3 s
+    def _scores(
+        self, chunk: torch.Tensor, heard: torch.Tensor | None, valences: list[float], clips: list[int], guidance: Guidance
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's score (the critic's logit for the asked mode: > 0 when it hears that mode; at valence
+        0, 0 or with neutral "ambiguous" minus the logit's size) on its chunk read with its clip's chosen frames before it, up to the critic's 3 s
         window; and the pitch classes of that window, kept for the next chunk.
 
         The critic reads the mean pitch-class profile of the window, and pitch classes are computed
@@ -318,4 +330,7 @@ class MelGenerator:
             classes = torch.cat([heard[clips], classes], dim=2)[..., -self.critic.window_frames :]
         major_logit = self.critic.read_profile(classes.mean(dim=2))
         wanted = torch.tensor([float(np.sign(v)) for v in valences], device=major_logit.device)
-        return major_logit * wanted, classes
+        scores = major_logit * wanted
+        if guidance.neutral == "ambiguous":
+            scores = torch.where(wanted == 0, -major_logit.abs(), scores)
+        return scores, classes

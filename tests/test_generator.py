@@ -99,8 +99,20 @@ def test_guidance_keeps_the_candidate_the_critic_prefers(tiny_generator):
         firsts = [plain.generate((valence, 0.3), 2.0, seed=candidate_seed(5, k))[:, :chunk_frames] for k in range(3)]
         assert torch.allclose(mel[:, :chunk_frames], pick(firsts, key=lambda m: float(m.mean())), atol=1e-5)
         assert torch.equal(mel, guided.generate((valence, 0.3), 2.0, seed=5, guidance=chunk))  # still reproducible
-    # At valence 0 there is no mode to prefer: candidate 0, i.e. plain sampling.
+    # At valence 0 there is no mode to prefer: candidate 0, i.e. plain sampling; or, with neutral "ambiguous",
+    # the candidate the critic hears least clearly as either mode (the smallest logit in size).
     assert torch.allclose(guided.generate((0.0, 0.3), 2.0, seed=5, guidance=chunk), plain.generate((0.0, 0.3), 2.0, seed=5), atol=1e-5)
+    for seed in range(5, 15):  # a seed where that is not candidate 0, so that the rule is seen to choose
+        firsts = [plain.generate((0.0, 0.3), 2.0, seed=candidate_seed(seed, k))[:, :chunk_frames] for k in range(3)]
+        least_clear = min(firsts, key=lambda m: abs(float(m.mean())))
+        if not torch.allclose(least_clear, firsts[0], atol=1e-5):
+            break
+    else:
+        pytest.fail("candidate 0 was the least clear for every seed tried")
+    neutral = guided.generate((0.0, 0.3), 2.0, seed=seed, guidance=Guidance(candidates=3, chunk_slices=2, neutral="ambiguous"))
+    assert torch.allclose(neutral[:, :chunk_frames], least_clear, atol=1e-5)
+    with pytest.raises(ValueError, match="neutral"):
+        Guidance(candidates=3, chunk_slices=2, neutral="major")
     with pytest.raises(ValueError, match="candidates"):
         guided.generate("calm", 2.0, guidance=Guidance(0, 2))
 
@@ -140,6 +152,14 @@ def test_guidance_json_loads_the_critic_beside_the_generator(tiny_checkpoints, t
     guided.set_candidates(1)
     assert guided.version == plain.version
     assert torch.equal(guided.generate("calm", 1.5, seed=2), plain.generate("calm", 1.5, seed=2))
+    # What the sampler wants at valence 0 changes the mel there, so it is part of the version.
+    (root / "generator" / "guidance.json").write_text(json.dumps({"candidates": 3, "chunk_slices": 2, "critic": "critic", "neutral": "ambiguous"}))
+    neutral = generator.load(root / "generator")
+    assert neutral.guidance.neutral == "ambiguous"
+    assert neutral.version == f"{plain.version}+{neutral.critic.version}x3/2+neutral-ambiguous"
+    (root / "generator" / "guidance.json").write_text(json.dumps({"candidates": 3, "chunk_slices": 2, "critic": "critic", "neutral": "major"}))
+    with pytest.raises(checkpoints.CheckpointError, match="neutral"):
+        generator.load(root / "generator")
 
 
 def test_valence_scale_conditions_on_the_emphasised_valence(tiny_generator, tiny_checkpoints, tmp_path):
