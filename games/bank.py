@@ -2,7 +2,8 @@
 
     moodmusic bank --grid 5x5 --seconds 30 --variants 3 --out bank/
 
-writes `bank/<row>_<col>_v<variant>.wav` (16-bit, 22,050 Hz; each loops end-to-start without a click)
+writes `bank/<row>_<col>_v<variant>.wav` (16-bit, 22,050 Hz; `--format flac`, `ogg` or `mp3` for smaller files;
+each loops end-to-start without a click)
 and `bank/bank.json`: for every file its mood, grid cell, loop points in samples, seed, what the
 classifier heard, and the model versions. docs/games.md shows how to import it into FMOD, Wwise,
 Unity or Godot and drive it from a game parameter.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moodmusic.audio import OUTPUT_FORMATS
 from moodmusic.loops import seam_metrics
 from moodmusic.mel import SAMPLE_RATE
 
@@ -37,10 +39,14 @@ def parse_grid(text: str) -> tuple[int, int]:
     return rows, cols
 
 
-def build_bank(chain, out: Path, rows: int, cols: int, seconds: float, variants: int, first_seed: int = 0, progress: bool = True) -> dict:
+def build_bank(
+    chain, out: Path, rows: int, cols: int, seconds: float, variants: int, first_seed: int = 0, progress: bool = True, audio_format: str = "wav"
+) -> dict:
     from tqdm import tqdm
 
-    from moodmusic.audio import write_wav
+    from moodmusic.audio import output_format, write_audio
+
+    output_format(audio_format)  # an unknown format fails here, not after the first loop is made
 
     out.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -48,8 +54,8 @@ def build_bank(chain, out: Path, rows: int, cols: int, seconds: float, variants:
     for (row, col, valence, arousal), variant in tqdm(jobs, desc="bank", unit="loop", disable=not progress):
         seed = first_seed + variant
         clip = chain.compose((valence, arousal), seconds, seed, verify=True, narrate=False, loop=True)
-        name = f"r{row}_c{col}_v{variant}.wav"
-        write_wav(out / name, clip.audio)
+        name = f"r{row}_c{col}_v{variant}.{audio_format}"
+        write_audio(out / name, clip.audio, audio_format)
         heard = clip.analysis.overall
         entries.append({
             "file": name, "valence": valence, "arousal": arousal, "row": row, "col": col, "variant": variant, "seed": seed,
@@ -59,7 +65,7 @@ def build_bank(chain, out: Path, rows: int, cols: int, seconds: float, variants:
         })  # fmt: skip
     manifest = {
         "grid": {"rows": rows, "cols": cols, "axes": {"col": "valence", "row": "arousal"}, "extent": 0.8},
-        "seconds": seconds, "variants": variants, "versions": chain.versions, "loops": entries,
+        "seconds": seconds, "variants": variants, "format": audio_format, "versions": chain.versions, "loops": entries,
     }  # fmt: skip
     (out / "bank.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -71,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", type=int, default=3, help="loops per grid cell, each another seed (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first variant")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--format", default="wav", choices=list(OUTPUT_FORMATS),
+                        help="audio files: wav (16-bit, default), flac (lossless), ogg (Vorbis, about a tenth of the size) "
+                        "or mp3 (not every MP3 decoder keeps a loop seamless: prefer ogg)")
     parser.add_argument("--checkpoints", help="a checkpoints folder (default: the shipped one)")
 
 
@@ -85,6 +94,6 @@ def run(args: argparse.Namespace) -> int:
         seconds = check_seconds(args.seconds)
     except ValueError as error:
         raise SystemExit(str(error)) from error
-    manifest = build_bank(load_pipeline(args.checkpoints), Path(args.out), rows, cols, seconds, args.variants, args.seed)
+    manifest = build_bank(load_pipeline(args.checkpoints), Path(args.out), rows, cols, seconds, args.variants, args.seed, audio_format=args.format)
     print(f"wrote {len(manifest['loops'])} loops and bank.json to {args.out}")
     return 0

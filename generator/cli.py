@@ -1,9 +1,10 @@
-"""`moodmusic generate`: compose a clip for a mood and write it as WAV, with what the classifier heard.
+"""`moodmusic generate`: compose a clip for a mood and write it (WAV, FLAC, OGG or MP3, by the file's suffix),
+with what the classifier heard.
 
     moodmusic generate --mood calm --seconds 20 --seed 7 --out calm.wav
     moodmusic generate --valence 0.6 --arousal -0.5 --out clip.wav --json clip.json
     moodmusic generate --trajectory "0:-0.6:-0.5,10:0.7:0.6" --seconds 20 --out rising.wav
-    moodmusic generate --mood tense --seconds 30 --loop --out tense_loop.wav
+    moodmusic generate --mood tense --seconds 30 --loop --out tense_loop.ogg
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration, 1 to 120 s (default 10)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--loop", action="store_true", help="make the end join the start seamlessly")
-    parser.add_argument("--out", default="clip.wav", help="WAV file to write (default clip.wav)")
+    parser.add_argument("--out", default="clip.wav", help="audio file to write, in the format its suffix names: .wav (16-bit; default "
+                        "clip.wav), .flac, .ogg (Vorbis; for loops in game engines) or .mp3")
     parser.add_argument("--json", help="also write the asked and heard mood, narration, timings and versions here")
     parser.add_argument("--no-verify", action="store_true", help="skip the classifier (and the narration)")
     parser.add_argument("--checkpoints", help="a checkpoints folder (default: the shipped one)")
@@ -60,8 +62,13 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from moodmusic.audio import write_wav
+    from moodmusic.audio import format_of_path, write_audio
     from moodmusic.pipeline import load_pipeline
+
+    try:
+        audio_format = format_of_path(args.out)  # before the work, not after it
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
 
     chain = load_pipeline(args.checkpoints, vocoder=args.vocoder, candidates=args.candidates)
     with tqdm(desc="generating", unit="slice", file=sys.stderr) as bar:
@@ -71,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
         clip = chain.compose(mood, args.seconds, args.seed, verify=not args.no_verify, narrate=not args.no_verify, loop=args.loop, progress=progress)
-    write_wav(Path(args.out), clip.audio)
+    write_audio(Path(args.out), clip.audio, audio_format)
     report = {
         "file": args.out, "seconds": clip.seconds, "seed": clip.seed, "loop": clip.loop,
         "asked": {"valence": clip.asked.valence, "arousal": clip.asked.arousal, "quadrant": clip.asked.quadrant},

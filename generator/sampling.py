@@ -233,18 +233,19 @@ class MelGenerator:
 
     def generate(
         self, mood: MoodLike | Sequence[TrajectoryPoint] | Trajectory, seconds: float, seed: int = 0, context=None, progress=None,
-        guidance: Guidance | None = None,
+        guidance: Guidance | None = None, extra_seconds: float = 0.0,
     ) -> torch.Tensor:
-        """A (80, T) log-mel of `seconds` (1 to 120) for a mood or a trajectory; `progress(done, total)` is called per slice."""
-        return self.generate_batch([mood], seconds, [seed], [context], progress, guidance)[0]
+        """A (80, T) log-mel of `seconds` (1 to 120) for a mood or a trajectory; `progress(done, total)` is called per slice.
+        `extra_seconds` more are written past the checked duration (a loop's warm-up, search span and crossfade)."""
+        return self.generate_batch([mood], seconds, [seed], [context], progress, guidance, extra_seconds)[0]
 
     @torch.inference_mode()
     def generate_batch(
         self, moods: Sequence, seconds: float, seeds: Sequence[int], contexts: Sequence | None = None, progress=None,
-        guidance: Guidance | None = None,
+        guidance: Guidance | None = None, extra_seconds: float = 0.0,
     ) -> torch.Tensor:
         """Many clips of one length at once (one forward pass per slice for all): (B, 80, T)."""
-        seconds = check_seconds(seconds)
+        seconds = check_seconds(seconds) + max(0.0, float(extra_seconds))
         if len(moods) != len(seeds):
             raise ValueError("one seed per mood")
         guidance = guidance or self.guidance

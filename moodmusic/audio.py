@@ -1,4 +1,5 @@
-"""Audio in and out: any file a user has -> mono float32 at 22,050 Hz; clips out as 16-bit WAV.
+"""Audio in and out: any file a user has -> mono float32 at 22,050 Hz; clips out as 16-bit WAV, or
+FLAC, OGG Vorbis or MP3 when asked for (CONVENTIONS 2).
 
 soundfile (libsndfile) reads WAV, FLAC and OGG; MP3 and anything else goes through librosa's
 audioread fallback. Empty or undecodable input raises `AudioDecodeError` with a message that
@@ -11,6 +12,7 @@ import io
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,24 @@ import soundfile
 from moodmusic.mel import SAMPLE_RATE
 
 SUPPORTED_FORMATS = ("wav", "flac", "ogg", "mp3")
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    container: str  # libsndfile's format and subtype
+    subtype: str
+    media_type: str
+
+
+# WAV and FLAC are lossless; OGG Vorbis is what game engines stream (about a tenth of the WAV's size).
+# An MP3 carries its encoder's delay and padding in a header that libsndfile and browsers honour (it
+# decodes here sample-aligned, at its full length) but not every decoder does: for loops, prefer OGG.
+OUTPUT_FORMATS = {
+    "wav": OutputFormat("WAV", "PCM_16", "audio/wav"),
+    "flac": OutputFormat("FLAC", "PCM_16", "audio/flac"),
+    "ogg": OutputFormat("OGG", "VORBIS", "audio/ogg"),
+    "mp3": OutputFormat("MP3", "MPEG_LAYER_III", "audio/mpeg"),
+}
 
 
 class AudioDecodeError(ValueError):
@@ -91,16 +111,43 @@ def prevent_clipping(samples: np.ndarray, ceiling: float = 0.99) -> np.ndarray:
     return samples * (ceiling / peak) if peak > ceiling else samples
 
 
-def to_wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+def output_format(name: str) -> OutputFormat:
+    """The output format called `name` ("wav", "flac", "ogg", "mp3"); ValueError for another."""
+    if name not in OUTPUT_FORMATS:
+        raise ValueError(f"unsupported audio format {name!r}; use one of {', '.join(OUTPUT_FORMATS)}")
+    return OUTPUT_FORMATS[name]
+
+
+def format_of_path(path: str | os.PathLike) -> str:
+    """The output format a file name asks for, by its suffix (clip.ogg -> "ogg")."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in OUTPUT_FORMATS:
+        raise ValueError(f"{path}: cannot tell the audio format from the suffix; end the name in {', '.join('.' + n for n in OUTPUT_FORMATS)}")
+    return suffix
+
+
+def encode_audio(samples: np.ndarray, format: str = "wav", sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Mono float samples in [-1, 1] -> the bytes of a file in `format` (16-bit for WAV and FLAC)."""
+    spec = output_format(format)
     buffer = io.BytesIO()
-    soundfile.write(buffer, np.clip(samples, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    soundfile.write(buffer, np.clip(samples, -1.0, 1.0), sample_rate, format=spec.container, subtype=spec.subtype)
     return buffer.getvalue()
 
 
-def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
-    """Write a 16-bit WAV atomically (write to a temporary file, then rename)."""
+def to_wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    return encode_audio(samples, "wav", sample_rate)
+
+
+def write_audio(path: str | os.PathLike, samples: np.ndarray, format: str | None = None, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write a clip atomically (a temporary file, then a rename), in `format` or the one its suffix names."""
     path = Path(path)
+    data = encode_audio(samples, format or format_of_path(path), sample_rate)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(to_wav_bytes(samples, sample_rate))
+    tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write a 16-bit WAV atomically, whatever the suffix."""
+    write_audio(path, samples, "wav", sample_rate)

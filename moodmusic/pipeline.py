@@ -126,15 +126,18 @@ class Pipeline:
         if loop:
             # Generate a warm-up (dropped), a span to choose the start point in, and a crossfade's worth
             # past the end (faded over the start).
-            extra = LOOP_WARMUP_SECONDS + LOOP_SEARCH_SECONDS + LOOP_CROSSFADE_SECONDS
-            shifted = Trajectory(tuple(t + LOOP_WARMUP_SECONDS for t in trajectory.times), trajectory.valence, trajectory.arousal)
-            mel = self.generator.generate(shifted, seconds + extra, seed=seed, progress=progress)
-            timings["generator"] = time.perf_counter() - started
-            started = time.perf_counter()
-            audio = self.render(mel)
             warmup_frames = round(LOOP_WARMUP_SECONDS * FRAMES_PER_SECOND)
             length, crossfade = round(seconds * SAMPLE_RATE), round(LOOP_CROSSFADE_SECONDS * SAMPLE_RATE)
             search = round(LOOP_SEARCH_SECONDS * FRAMES_PER_SECOND) * HOP_LENGTH
+            extra = LOOP_WARMUP_SECONDS + LOOP_SEARCH_SECONDS + LOOP_CROSSFADE_SECONDS
+            # At least the frames best_loop reads: the seconds above, rounded to frames, fell a few samples
+            # short for some lengths (30 s, 60 s, 120 s).
+            frames = max(round((seconds + extra) * FRAMES_PER_SECOND), warmup_frames + math.ceil((length + search + crossfade) / HOP_LENGTH))
+            shifted = Trajectory(tuple(t + LOOP_WARMUP_SECONDS for t in trajectory.times), trajectory.valence, trajectory.arousal)
+            mel = self.generator.generate(shifted, seconds, seed=seed, progress=progress, extra_seconds=frames / FRAMES_PER_SECOND - seconds)
+            timings["generator"] = time.perf_counter() - started
+            started = time.perf_counter()
+            audio = self.render(mel)
             audio, offset = best_loop(audio[warmup_frames * HOP_LENGTH :], length, crossfade, search, step=2 * HOP_LENGTH)
             audio = prevent_clipping(audio)
             start_frame = warmup_frames + offset // HOP_LENGTH

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from generator.sampling import Trajectory
-from moodmusic.audio import load_audio, to_wav_bytes
+from moodmusic.audio import OUTPUT_FORMATS, encode_audio, load_audio
 from moodmusic.mel import SAMPLE_RATE
 from moodmusic.mood import MOOD_SYNONYMS, NAMED_MOODS, Mood, quadrant, resolve
 from server import schemas
@@ -76,7 +76,7 @@ async def produce(services: Services, kind: str, key_parts: dict[str, Any], body
         clip = make()
         clip.timings["queue"] = waited
         clip_id = stored.id if stored is not None else services.store.new_id()  # an upgraded clip keeps its id
-        kept = services.store.put(clip_id, key, to_wav_bytes(clip.audio), clip.mel.detach().cpu().numpy(),
+        kept = services.store.put(clip_id, key, encode_audio(clip.audio, request["format"]), clip.mel.detach().cpu().numpy(),
                                   clip_meta(clip, clip_id, kind, request), replace=stored is not None)  # fmt: skip
         return kept.meta, kept.id != clip_id  # an identical request that raced this one stored first
 
@@ -120,11 +120,12 @@ async def get_clip(clip_id: str, services: ServicesDep) -> schemas.ClipResponse:
     return schemas.ClipResponse(**stored_or_404(services, clip_id).meta, cached=True)
 
 
-@v1.get("/clips/{clip_id}/audio", response_class=FileResponse, summary="a stored clip's audio (WAV)",
-        responses={200: {"content": {"audio/wav": {}}}})  # fmt: skip
+@v1.get("/clips/{clip_id}/audio", response_class=FileResponse, summary="a stored clip's audio, in the format it was asked in",
+        responses={200: {"content": {f.media_type: {} for f in OUTPUT_FORMATS.values()}}})  # fmt: skip
 async def get_clip_audio(clip_id: str, services: ServicesDep) -> FileResponse:
     stored = stored_or_404(services, clip_id)
-    return FileResponse(stored.audio_path, media_type="audio/wav", filename=f"{clip_id}.wav", content_disposition_type="inline")
+    name = stored.meta["format"]
+    return FileResponse(stored.audio_path, media_type=OUTPUT_FORMATS[name].media_type, filename=f"{clip_id}.{name}", content_disposition_type="inline")
 
 
 @v1.get("/clips/{clip_id}/mel.png", response_class=Response, summary="a stored clip's log-mel as an image",

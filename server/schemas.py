@@ -12,10 +12,16 @@ from typing import Literal, Optional
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from generator.sampling import MAX_SECONDS, MIN_SECONDS
+from moodmusic.audio import OUTPUT_FORMATS
 from moodmusic.pipeline import STINGER_EVENTS
 
-AudioFormat = Literal["wav"]  # clips leave as 16-bit PCM WAV (CONVENTIONS 2); other formats can join this list
+AudioFormat = Literal[tuple(OUTPUT_FORMATS)]  # type: ignore[valid-type]  # 16-bit WAV unless another is asked for (CONVENTIONS 2)
 StingerEvent = Literal[STINGER_EVENTS]  # type: ignore[valid-type]
+
+
+def format_field():
+    return Field("wav", description="wav (16-bit PCM), flac (lossless, smaller), ogg (Vorbis, about a tenth of the size; "
+                                    "for game engines and loops) or mp3 (not every MP3 decoder keeps a loop seamless)")  # fmt: skip
 
 
 def seed_field():
@@ -74,7 +80,7 @@ class ClipRequest(MoodChoice):
         description=f"seconds, {MIN_SECONDS:g} to {MAX_SECONDS:g} (also accepted as 'seconds')",
     )  # fmt: skip
     seed: int = seed_field()
-    format: AudioFormat = "wav"
+    format: AudioFormat = format_field()
     verify: bool = Field(True, description="run the classifier: the mood heard and its distance to the mood asked")
     narrate: bool = Field(True, description="tell in words what the clip feels like (implies the classifier)")
     loop: bool = Field(False, description="make the end join the start seamlessly")
@@ -98,7 +104,7 @@ class StingerRequest(MoodChoice):
         description="seconds, 1 to 3 (also accepted as 'seconds')",
     )  # fmt: skip  (the same bounds as Pipeline.stinger, checked here so a bad request never takes a worker)
     seed: int = seed_field()
-    format: AudioFormat = "wav"
+    format: AudioFormat = format_field()
     verify: bool = False
     narrate: bool = False
 

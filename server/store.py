@@ -1,4 +1,4 @@
-"""The clip store: each clip's WAV, its mel and its metadata on disk, indexed in SQLite.
+"""The clip store: each clip's audio (in the format asked for), its mel and its metadata on disk, indexed in SQLite.
 
 A request key (a hash of the model versions, the mood or trajectory, the duration, the seed, loop and
 format) finds a clip made before, so an identical request is answered from disk, also after a restart.
@@ -92,7 +92,7 @@ class ClipStore:
     def _files(self, clip_id: str) -> dict[str, Path]:
         check_id(clip_id)
         base = self.clips_dir / clip_id
-        return {"audio": base.with_suffix(".wav"), "mel": base.with_suffix(".mel.npy"), "png": base.with_suffix(".mel.png")}
+        return {"audio": base.with_suffix(".audio"), "mel": base.with_suffix(".mel.npy"), "png": base.with_suffix(".mel.png")}
 
     def _reconcile(self) -> None:
         """After a crash: drop rows whose audio is gone, and files (or temporaries) no row names."""
@@ -134,7 +134,7 @@ class ClipStore:
         return int(count), int(size)
 
     # --- writes ---------------------------------------------------------------------------------
-    def put(self, clip_id: str, key: str, wav: bytes, mel: np.ndarray, meta: dict[str, Any], replace: bool = False) -> StoredClip:
+    def put(self, clip_id: str, key: str, audio: bytes, mel: np.ndarray, meta: dict[str, Any], replace: bool = False) -> StoredClip:
         """Store a clip and evict down to the cap; returns what the store now holds for `key`.
 
         When a clip is already stored under `key` (two identical requests raced), that one is kept and
@@ -144,9 +144,9 @@ class ClipStore:
         files = self._files(clip_id)
         mel_buffer = io.BytesIO()
         np.save(mel_buffer, np.asarray(mel, dtype=np.float16))  # half precision: the image needs no more
-        _atomic_write(files["audio"], wav)
+        _atomic_write(files["audio"], audio)
         _atomic_write(files["mel"], mel_buffer.getvalue())
-        size = len(wav) + mel_buffer.getbuffer().nbytes
+        size = len(audio) + mel_buffer.getbuffer().nbytes
         now = time.time()
         with self._lock:
             old = self._db.execute("SELECT id, meta FROM clips WHERE key = ?", (key,)).fetchone()

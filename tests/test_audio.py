@@ -3,6 +3,7 @@ import pytest
 import soundfile
 
 from moodmusic import audio
+from moodmusic.loops import seam_metrics
 from moodmusic.mel import SAMPLE_RATE
 
 
@@ -45,3 +46,40 @@ def test_wav_out_is_16_bit_and_clipping_is_prevented_only_when_needed(tmp_path, 
     audio.write_wav(path, quiet)
     info = soundfile.info(path)
     assert (info.subtype, info.samplerate, info.channels) == ("PCM_16", SAMPLE_RATE, 1)
+
+
+def seamless_noise(seconds: float = 2.0, seed: int = 0) -> np.ndarray:
+    """Low-passed noise that is periodic over its own length (built in the frequency domain), so its end
+    joins its start like a loop's, and so that a shift of even a few samples shows (a tone would hide it)."""
+    size = round(seconds * SAMPLE_RATE)
+    rng = np.random.default_rng(seed)
+    bins = np.fft.rfftfreq(size, 1 / SAMPLE_RATE)
+    spectrum = rng.standard_normal(bins.size) * np.exp(1j * rng.uniform(0, 2 * np.pi, bins.size)) / (1 + bins / 300.0)
+    samples = np.fft.irfft(spectrum, n=size)
+    return (0.3 * samples / np.max(np.abs(samples))).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["wav", "flac", "ogg", "mp3"])
+def test_clips_out_in_every_format_decode_to_the_same_samples_in_time(tmp_path, name):
+    clip = seamless_noise()
+    path = tmp_path / f"loop.{name}"
+    audio.write_audio(path, clip)  # the format from the suffix
+    assert soundfile.info(path).format == audio.OUTPUT_FORMATS[name].container
+    back = audio.load_audio(path)
+    # Sample-aligned and at full length: no encoder delay or padding left in (the lossy ones within codec noise).
+    assert back.size == clip.size
+    assert np.corrcoef(back, clip)[0, 1] > (0.999 if name in ("wav", "flac") else 0.95)
+    assert np.corrcoef(back[3:], clip[:-3])[0, 1] < np.corrcoef(back, clip)[0, 1] - 0.01  # a 3-sample shift would show
+    # ... so a loop stays a loop: the seam is no larger a jump than the clip's own, and level across it.
+    seam = seam_metrics(back)
+    assert seam["seam_jump"] <= seam["p999_jump"] and seam["rms_difference_db"] < 3.0
+    if name in ("ogg", "mp3"):
+        assert path.stat().st_size < len(audio.to_wav_bytes(clip)) / 4
+
+
+def test_an_output_format_must_be_one_we_write():
+    with pytest.raises(ValueError, match="use one of wav, flac, ogg, mp3"):
+        audio.encode_audio(np.zeros(100, dtype=np.float32), "aiff")
+    with pytest.raises(ValueError, match="end the name in .wav, .flac, .ogg, .mp3"):
+        audio.format_of_path("clip.aiff")
+    assert audio.format_of_path("Loop.OGG") == "ogg"

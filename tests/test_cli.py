@@ -47,3 +47,7 @@ def test_unusable_data_or_checkpoints_end_in_a_message_not_a_traceback(tmp_path,
     assert "config.json is missing" in capsys.readouterr().err
     assert main(["train", "classifier", "--data", nowhere, "--out", str(tmp_path / "run"), "--epochs", "1"]) == 2
     assert "neither a folder nor a .csv manifest" in capsys.readouterr().err
+    # A file name whose format we cannot write is refused before any work, saying which suffixes work.
+    with pytest.raises(SystemExit, match=r"end the name in \.wav, \.flac, \.ogg, \.mp3"):
+        main(["generate", "--mood", "calm", "--out", str(tmp_path / "clip.aiff"), "--checkpoints", nowhere])
+    assert not (tmp_path / "clip.aiff").exists()

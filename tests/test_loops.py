@@ -1,5 +1,7 @@
 """Loop construction and the seam measures (moodmusic.loops)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -53,3 +55,32 @@ def test_the_search_measures_the_seam_of_the_loop_it_builds():
     short = SAMPLE_RATE // 4
     assert seam_difference_db(audio[: length + crossfade], length, crossfade, short) == pytest.approx(
         abs(rms_db(loop[-short:]) - rms_db(loop[:short])), abs=1e-3)
+
+
+def test_bank_writes_loops_in_the_format_asked_for(tiny_checkpoints, tmp_path):
+    from games.bank import build_bank
+    from moodmusic.audio import load_audio
+    from moodmusic.pipeline import load_pipeline
+
+    chain = load_pipeline(tiny_checkpoints)
+    manifest = build_bank(chain, tmp_path / "bank", rows=1, cols=2, seconds=2.0, variants=1, progress=False, audio_format="ogg")
+    assert manifest["format"] == "ogg" and [e["file"] for e in manifest["loops"]] == ["r0_c0_v0.ogg", "r0_c1_v0.ogg"]
+    assert json.loads((tmp_path / "bank" / "bank.json").read_text()) == manifest
+    for entry in manifest["loops"]:
+        decoded = load_audio(tmp_path / "bank" / entry["file"])
+        assert decoded.size == entry["samples"] == entry["loop_end"]  # the loop points hold for the decoded file
+        seam = seam_metrics(decoded)
+        assert seam["seam_jump"] <= seam["p999_jump"] and seam["rms_difference_db"] < 3.0
+    with pytest.raises(ValueError, match="use one of"):
+        build_bank(chain, tmp_path / "other", rows=1, cols=1, seconds=1.0, variants=1, progress=False, audio_format="aiff")
+    assert not list((tmp_path / "other").glob("*"))  # refused before any loop was made
+
+
+@pytest.mark.parametrize("seconds", [30.0, 120.0])
+def test_loops_of_any_allowed_length_are_made(tiny_checkpoints, seconds):
+    # Regression: the material for a loop was rounded to frames and fell a few samples short of what
+    # the seam search reads at 30, 60 and 120 s; and 120 s plus the loop's extras was refused as over 120 s.
+    from moodmusic.pipeline import load_pipeline
+
+    clip = load_pipeline(tiny_checkpoints).compose("calm", seconds, seed=1, verify=False, narrate=False, loop=True)
+    assert clip.audio.size == round(seconds * SAMPLE_RATE) and clip.loop

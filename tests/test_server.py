@@ -121,6 +121,20 @@ def test_clip_by_name_is_made_then_served_from_the_store(client):
     assert 'moodmusic_store_lookups_total{result="hit"}' in client.get("/metrics").text
 
 
+def test_a_clip_in_another_format_is_another_clip_served_as_that_format(client):
+    wav = clip(client, mood="happy", duration=2, seed=5, verify=False, narrate=False).json()
+    ogg = clip(client, mood="happy", duration=2, seed=5, verify=False, narrate=False, format="ogg").json()
+    assert ogg["format"] == "ogg" and ogg["id"] != wav["id"]
+    assert clip(client, mood="happy", duration=2, seed=5, verify=False, narrate=False, format="ogg").json()["id"] == ogg["id"]
+    wav_audio, ogg_audio = client.get(wav["audio_url"]), client.get(ogg["audio_url"])
+    assert ogg_audio.headers["content-type"] == "audio/ogg" and ogg_audio.content.startswith(b"OggS")
+    assert 'filename="' + ogg["id"] + '.ogg"' in ogg_audio.headers["content-disposition"]
+    # The same samples (the same request and seed), a fraction of the bytes.
+    decoded, original = load_audio(ogg_audio.content), load_audio(wav_audio.content)
+    assert decoded.size == original.size and np.corrcoef(decoded, original)[0, 1] > 0.9
+    assert len(ogg_audio.content) < len(wav_audio.content) / 4
+
+
 def test_verify_and_narrate_are_added_to_a_stored_clip_when_asked(client):
     bare = clip(client, mood="sad", seed=3, verify=False, narrate=False).json()
     assert bare["heard"] is None and bare["narration"] is None and bare["distance"] is None
@@ -183,7 +197,7 @@ def test_analyze_an_upload(client):
         ({}, "give exactly one of: a mood name, valence and arousal, or a trajectory"),
         ({"mood": "calm", "valence": 0, "arousal": 0}, "give exactly one of"),
         ({"mood": "calm", "arousl": 0.5}, "arousl: Extra inputs are not permitted"),
-        ({"mood": "calm", "format": "mp3"}, "format: Input should be 'wav'"),
+        ({"mood": "calm", "format": "aiff"}, "format: Input should be 'wav', 'flac', 'ogg' or 'mp3'"),
         ({"mood": "calm", "seed": -1}, "seed"),
         ({"trajectory": []}, "trajectory"),
         ({"trajectory": [{"time": 2, "valence": 0, "arousal": 0}, {"time": 1, "valence": 0, "arousal": 0}]}, "increasing order"),
@@ -329,11 +343,11 @@ def test_store_evicts_least_recently_used_and_cleans_up_after_a_crash(tmp_path):
     # A racing identical request keeps the first clip's id.
     assert store.put(store.new_id(), "key3", wav, mel, {"n": 9}).id == ids[3]
     store.close()
-    (tmp_path / "clips" / "deadbeef.wav.tmp").write_bytes(b"partial")  # a write a crash interrupted
-    (tmp_path / "clips" / f"{ids[0]}.wav").unlink()  # a file lost under its index row
+    (tmp_path / "clips" / "deadbeef.audio.tmp").write_bytes(b"partial")  # a write a crash interrupted
+    (tmp_path / "clips" / f"{ids[0]}.audio").unlink()  # a file lost under its index row
     reopened = ClipStore(tmp_path, cap_bytes=10**9)
     assert reopened.get(ids[0]) is None and reopened.get(ids[3]) is not None
-    assert not (tmp_path / "clips" / "deadbeef.wav.tmp").exists() and not list((tmp_path / "clips").glob(f"{ids[0]}*"))
+    assert not (tmp_path / "clips" / "deadbeef.audio.tmp").exists() and not list((tmp_path / "clips").glob(f"{ids[0]}*"))
     reopened.close()
 
 
