@@ -20,9 +20,6 @@ import soundfile
 
 from moodmusic.mel import SAMPLE_RATE
 
-SUPPORTED_FORMATS = ("wav", "flac", "ogg", "mp3")
-
-
 @dataclass(frozen=True)
 class OutputFormat:
     container: str  # libsndfile's format and subtype
@@ -39,6 +36,7 @@ OUTPUT_FORMATS = {
     "ogg": OutputFormat("OGG", "VORBIS", "audio/ogg"),
     "mp3": OutputFormat("MP3", "MPEG_LAYER_III", "audio/mpeg"),
 }
+SUPPORTED_FORMATS = tuple(OUTPUT_FORMATS)  # read as well as written (any other that audioread decodes is read too)
 
 
 class AudioDecodeError(ValueError):
