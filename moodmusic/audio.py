@@ -124,11 +124,19 @@ def format_of_path(path: str | os.PathLike) -> str:
     return suffix
 
 
+ENCODE_BLOCK_FRAMES = 16384
+
+
 def encode_audio(samples: np.ndarray, format: str = "wav", sample_rate: int = SAMPLE_RATE) -> bytes:
     """Mono float samples in [-1, 1] -> the bytes of a file in `format` (16-bit for WAV and FLAC)."""
     spec = output_format(format)
+    samples = np.clip(samples, -1.0, 1.0)
     buffer = io.BytesIO()
-    soundfile.write(buffer, np.clip(samples, -1.0, 1.0), sample_rate, format=spec.container, subtype=spec.subtype)
+    with soundfile.SoundFile(buffer, "w", sample_rate, 1, subtype=spec.subtype, format=spec.container) as out:
+        # In blocks: libvorbis copies each write onto the stack (alloca), and one write of two minutes
+        # overflowed it and killed the process (a segfault: a 120 s OGG clip took the server down).
+        for start in range(0, samples.shape[0], ENCODE_BLOCK_FRAMES):
+            out.write(samples[start : start + ENCODE_BLOCK_FRAMES])
     return buffer.getvalue()
 
 

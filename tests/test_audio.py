@@ -83,3 +83,21 @@ def test_an_output_format_must_be_one_we_write():
     with pytest.raises(ValueError, match="end the name in .wav, .flac, .ogg, .mp3"):
         audio.format_of_path("clip.aiff")
     assert audio.format_of_path("Loop.OGG") == "ogg"
+
+
+def test_two_minutes_encode_in_every_format_without_crashing_the_process():
+    # Regression: libvorbis copies each write onto the stack, and a 120 s clip written in one call
+    # overflowed it (a segfault that took the whole server down). A subprocess, so that a crash is a
+    # failing test and not a dead test run.
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from moodmusic.audio import encode_audio, load_audio\n"
+        "x = (0.1 * np.random.default_rng(0).standard_normal(120 * 22050)).astype(np.float32)\n"
+        "for name in ('wav', 'flac', 'ogg', 'mp3'):\n"
+        "    assert load_audio(encode_audio(x, name)).size == x.size, name\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-2000:]}"
