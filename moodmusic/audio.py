@@ -25,16 +25,17 @@ class OutputFormat:
     container: str  # libsndfile's format and subtype
     subtype: str
     media_type: str
+    lossless: bool  # another format can be made from it without a second generation loss
 
 
 # WAV and FLAC are lossless; OGG Vorbis is what game engines stream (about a tenth of the WAV's size).
 # An MP3 carries its encoder's delay and padding in a header that libsndfile and browsers honour (it
 # decodes here sample-aligned, at its full length) but not every decoder does: for loops, prefer OGG.
 OUTPUT_FORMATS = {
-    "wav": OutputFormat("WAV", "PCM_16", "audio/wav"),
-    "flac": OutputFormat("FLAC", "PCM_16", "audio/flac"),
-    "ogg": OutputFormat("OGG", "VORBIS", "audio/ogg"),
-    "mp3": OutputFormat("MP3", "MPEG_LAYER_III", "audio/mpeg"),
+    "wav": OutputFormat("WAV", "PCM_16", "audio/wav", lossless=True),
+    "flac": OutputFormat("FLAC", "PCM_16", "audio/flac", lossless=True),
+    "ogg": OutputFormat("OGG", "VORBIS", "audio/ogg", lossless=False),
+    "mp3": OutputFormat("MP3", "MPEG_LAYER_III", "audio/mpeg", lossless=False),
 }
 SUPPORTED_FORMATS = tuple(OUTPUT_FORMATS)  # read as well as written (any other that audioread decodes is read too)
 

@@ -6,7 +6,7 @@ statuses in one place (`app.install_error_handlers`).
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Optional
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Request, UploadFile
@@ -120,12 +120,20 @@ async def get_clip(clip_id: str, services: ServicesDep) -> schemas.ClipResponse:
     return schemas.ClipResponse(**stored_or_404(services, clip_id).meta, cached=True)
 
 
-@v1.get("/clips/{clip_id}/audio", response_class=FileResponse, summary="a stored clip's audio, in the format it was asked in",
+@v1.get("/clips/{clip_id}/audio", response_class=FileResponse, summary="a stored clip's audio, in the format it was made in or another",
         responses={200: {"content": {f.media_type: {} for f in OUTPUT_FORMATS.values()}}})  # fmt: skip
-async def get_clip_audio(clip_id: str, services: ServicesDep) -> FileResponse:
+async def get_clip_audio(clip_id: str, services: ServicesDep, format: Optional[schemas.AudioFormat] = None) -> Response:
+    """`?format=ogg` converts a clip made as WAV or FLAC (no second generation, and no second lossy pass)."""
     stored = stored_or_404(services, clip_id)
-    name = stored.meta["format"]
-    return FileResponse(stored.audio_path, media_type=OUTPUT_FORMATS[name].media_type, filename=f"{clip_id}.{name}", content_disposition_type="inline")
+    made_as, name = stored.meta["format"], format or stored.meta["format"]
+    headers = {"content-disposition": f'inline; filename="{clip_id}.{name}"'}
+    if name == made_as:
+        return FileResponse(stored.audio_path, media_type=OUTPUT_FORMATS[name].media_type, headers=headers)
+    if not OUTPUT_FORMATS[made_as].lossless:
+        raise HTTPException(422, detail=f"clip {clip_id} was made as {made_as}, which is lossy: ask for it as {made_as}, or make it "
+                                        f"again with \"format\": \"{name}\" (the same request and seed give the same music)")  # fmt: skip
+    data = await run_in_threadpool(lambda: encode_audio(load_audio(stored.audio_path), name))  # not inference: no pool slot, like mel.png
+    return Response(data, media_type=OUTPUT_FORMATS[name].media_type, headers=headers)
 
 
 @v1.get("/clips/{clip_id}/mel.png", response_class=Response, summary="a stored clip's log-mel as an image",

@@ -133,6 +133,17 @@ def test_a_clip_in_another_format_is_another_clip_served_as_that_format(client):
     decoded, original = load_audio(ogg_audio.content), load_audio(wav_audio.content)
     assert decoded.size == original.size and np.corrcoef(decoded, original)[0, 1] > 0.9
     assert len(ogg_audio.content) < len(wav_audio.content) / 4
+    # A clip made as WAV is also served in another format, converted, not made again ...
+    as_flac = client.get(wav["audio_url"], params={"format": "flac"})
+    assert as_flac.status_code == 200 and as_flac.headers["content-type"] == "audio/flac" and as_flac.content.startswith(b"fLaC")
+    assert 'filename="' + wav["id"] + '.flac"' in as_flac.headers["content-disposition"]
+    assert np.array_equal(load_audio(as_flac.content), original)  # both 16-bit and lossless: the same samples
+    as_ogg = client.get(wav["audio_url"], params={"format": "ogg"})
+    assert as_ogg.headers["content-type"] == "audio/ogg" and load_audio(as_ogg.content).size == original.size
+    # ... but a lossy one is not converted into another (a second generation loss), and says what to do instead.
+    refused = client.get(ogg["audio_url"], params={"format": "wav"})
+    assert refused.status_code == 422 and "was made as ogg, which is lossy" in refused.json()["detail"]
+    assert client.get(wav["audio_url"], params={"format": "aiff"}).status_code == 422
 
 
 def test_verify_and_narrate_are_added_to_a_stored_clip_when_asked(client):
