@@ -4,6 +4,10 @@ Augmentation works on the log-mel directly (cheap, no audio re-analysis) and tar
 let the model learn FluidR3's rendering instead of the mood cues: overall gain, spectral tilt
 (an EQ), background noise, time and frequency masking, and mixing with another clip of the same
 quadrant (a second performance layered over the first, label averaged).
+
+Corpus clips may also carry cue tracks (`corpus.render.cue_tracks`): per frame, whether a note of a
+graded valence cue sounds. They are cropped, mixed and masked with the audio they describe, and train
+the classifier's cue head (`moodmusic train classifier --cue-weight`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from classifier.features import N_CHROMA, context_profile, tonal_features
+from corpus.cues import CUE_TRACKS
 from corpus.loaders import LabelledClip
 from moodmusic.audio import load_audio
 from moodmusic.mel import LOG_FLOOR, N_MELS, log_mel
@@ -33,6 +38,7 @@ class Example:
     quadrant_only: bool
     source: str
     valence_sign_only: bool = False  # the audio carries the sign of this valence label, not its size
+    cue_tracks: np.ndarray | None = None  # uint8 (2, T) where the graded valence cues sound, if the data knows
 
 
 def load_examples(clips: list[LabelledClip], progress: bool = True, desc: str = "loading", semitones: bool = False) -> list[Example]:
@@ -45,7 +51,10 @@ def load_examples(clips: list[LabelledClip], progress: bool = True, desc: str = 
         else:
             mel = log_mel(samples).numpy().astype(np.float16)
         tonal = tonal_features(samples, semitones).numpy().astype(np.float16)
-        examples.append(Example(mel, tonal, clip.valence, clip.arousal, quadrant_index(clip.valence, clip.arousal), clip.quadrant_only, clip.source))
+        cue_tracks = np.load(clip.cue_tracks)[:, : mel.shape[1]] if clip.cue_tracks is not None and clip.cue_tracks.exists() else None
+        examples.append(
+            Example(mel, tonal, clip.valence, clip.arousal, quadrant_index(clip.valence, clip.arousal), clip.quadrant_only, clip.source, cue_tracks=cue_tracks)
+        )
     return examples
 
 
@@ -64,9 +73,11 @@ class AugmentConfig:
 DB_TO_LOG = np.log(10.0) / 20.0  # the mel is the natural log of magnitude
 
 
-def augment(mel: np.ndarray, tonal: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
+def augment(
+    mel: np.ndarray, tonal: np.ndarray, rng: np.random.Generator, config: AugmentConfig, cue_tracks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Gain, tilt and noise change the mel (the chroma is scaled per frame, so they barely touch it);
-    masks hide the same frames in both."""
+    masks hide the same frames in both, and in `cue_tracks` (changed in place): a hidden note is not heard."""
     mel, tonal = mel.astype(np.float32), tonal.astype(np.float32)
     gain = rng.uniform(-config.gain_db, config.gain_db)
     tilt = rng.uniform(-config.tilt_db, config.tilt_db) * np.linspace(-0.5, 0.5, N_MELS)[:, None]
@@ -79,6 +90,8 @@ def augment(mel: np.ndarray, tonal: np.ndarray, rng: np.random.Generator, config
         t0, width = rng.integers(0, mel.shape[1]), rng.integers(1, config.max_time_mask)
         mel[:, t0 : t0 + width] = LOG_FLOOR
         tonal[:, t0 : t0 + width] = 0.0
+        if cue_tracks is not None:
+            cue_tracks[:, t0 : t0 + width] = 0
         f0, height = rng.integers(0, N_MELS), rng.integers(1, config.max_freq_mask)
         mel[f0 : f0 + height] = LOG_FLOOR
     return np.maximum(mel, LOG_FLOOR), tonal
@@ -93,17 +106,26 @@ def mix(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarr
     return mel, tonal
 
 
-def random_crop(example: Example, frames: int, rng: np.random.Generator, context_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The same random window of the mel and the chroma, and the mean chroma around it (the mode
-    head's context, taken as analysis takes it); short examples are padded with silence."""
-    mel, tonal = example.mel, example.tonal
+@dataclass
+class Crop:
+    mel: np.ndarray  # (80, frames)
+    tonal: np.ndarray  # (tonal rows, frames)
+    context: np.ndarray  # (12,) mean chroma around the window
+    cue_tracks: np.ndarray | None  # (2, frames), None where the data does not know
+
+
+def random_crop(example: Example, frames: int, rng: np.random.Generator, context_frames: int) -> Crop:
+    """The same random window of the mel, the tonal features and the cue tracks, and the mean chroma
+    around it (the mode head's context, taken as analysis takes it); short examples are padded with silence."""
+    mel, tonal, cue_tracks = example.mel, example.tonal, example.cue_tracks
     if mel.shape[1] <= frames:
-        pad = frames - mel.shape[1]
+        pad = ((0, 0), (0, frames - mel.shape[1]))
         context = context_profile(tonal, 0, mel.shape[1], context_frames).numpy()
-        return np.pad(mel, ((0, 0), (0, pad)), constant_values=LOG_FLOOR), np.pad(tonal, ((0, 0), (0, pad))), context
+        return Crop(np.pad(mel, pad, constant_values=LOG_FLOOR), np.pad(tonal, pad), context, None if cue_tracks is None else np.pad(cue_tracks, pad))
     start = int(rng.integers(0, mel.shape[1] - frames + 1))
+    window = slice(start, start + frames)
     context = context_profile(tonal, start, start + frames, context_frames).numpy()
-    return mel[:, start : start + frames], tonal[:, start : start + frames], context
+    return Crop(mel[:, window], tonal[:, window], context, None if cue_tracks is None else cue_tracks[:, window])
 
 
 class CropDataset(torch.utils.data.Dataset):
@@ -124,7 +146,8 @@ class CropDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
         example = self.examples[index]
-        mel, tonal, context = random_crop(example, self.frames, rng, self.context_frames)
+        crop = random_crop(example, self.frames, rng, self.context_frames)
+        mel, tonal, context, cue_tracks = crop.mel, crop.tonal, crop.context, crop.cue_tracks
         valence, arousal = example.valence, example.arousal
         config = self.augment_config
         mixed = None
@@ -132,12 +155,16 @@ class CropDataset(torch.utils.data.Dataset):
             if rng.random() < config.mix_probability and len(self.by_quadrant[example.quadrant]) > 1:
                 other = mixed = self.examples[int(rng.choice(self.by_quadrant[example.quadrant]))]
                 weight = rng.uniform(0.6, 0.9)
-                other_mel, other_tonal, other_context = random_crop(other, self.frames, rng, self.context_frames)
-                mel, tonal = mix((mel, tonal), (other_mel, other_tonal), weight)
-                context = weight * context + (1 - weight) * other_context
+                other_crop = random_crop(other, self.frames, rng, self.context_frames)
+                mel, tonal = mix((mel, tonal), (other_crop.mel, other_crop.tonal), weight)
+                context = weight * context + (1 - weight) * other_crop.context
+                # A cue note of either layer still sounds in the mix.
+                cue_tracks = None if cue_tracks is None or other_crop.cue_tracks is None else np.maximum(cue_tracks, other_crop.cue_tracks)
                 valence = weight * valence + (1 - weight) * other.valence
                 arousal = weight * arousal + (1 - weight) * other.arousal
-            mel, tonal = augment(mel, tonal, rng, config)
+            cue_tracks = None if cue_tracks is None else cue_tracks.copy()
+            mel, tonal = augment(mel, tonal, rng, config, cue_tracks)
+        cues_known = cue_tracks is not None
         return {
             "mel": torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32)),
             "tonal": torch.from_numpy(np.ascontiguousarray(tonal, dtype=np.float32)),
@@ -146,6 +173,8 @@ class CropDataset(torch.utils.data.Dataset):
             "quadrant": torch.tensor(example.quadrant),
             "has_point": torch.tensor(0.0 if example.quadrant_only else 1.0),
             "valence_size_known": torch.tensor(0.0 if example.valence_sign_only or (mixed is not None and mixed.valence_sign_only) else 1.0),
+            "cue_tracks": torch.from_numpy(cue_tracks.astype(np.float32)) if cues_known else torch.zeros(len(CUE_TRACKS), self.frames),
+            "cue_tracks_known": torch.tensor(1.0 if cues_known else 0.0),
         }
 
 

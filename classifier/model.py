@@ -17,6 +17,13 @@ octave and a semitone, then a maximum over pitch, so it finds an interval patter
 a third above with nothing over it, two notes a semitone apart in the bass) at whatever pitch it
 sits. The chroma cannot show these: it folds the octaves and keeps one of two neighbouring peaks.
 
+A cue head, optional (`cue_tracks`), reads each GRU step and says whether a note of each graded
+valence cue sounds there (a melody note doubled a third above, a semitone added over the bass). It
+is trained on the corpus builder's own record of those notes (`corpus.render.cue_tracks`); the mean of
+its probabilities over the window, i.e. how much of the window each cue fills, joins the pooled
+features, so the valence head can read the size of valence from counted events rather than from
+whatever in the texture happens to correlate with it.
+
 The input is NOT normalised per clip: loudness is an arousal cue, so the model sees absolute
 log-mel levels, shifted and scaled by dataset constants stored in the config.
 """
@@ -46,6 +53,7 @@ class ClassifierConfig:
     mode_hidden: int = 16
     context_frames: int = 258  # 3 s each side of a window feed the mode head
     pitch_channels: int = 0  # the semitone branch; 0 (no branch) in classifiers trained before it
+    cue_tracks: int = 0  # outputs of the cue head (corpus.cues.CUE_TRACKS); 0 (no head) in classifiers trained before it
 
 
 class ConvBlock(nn.Sequential):
@@ -132,6 +140,7 @@ class MoodCRNN(nn.Module):
         mode_hidden: int = 16,
         context_frames: int = 258,
         pitch_channels: int = 0,
+        cue_tracks: int = 0,
     ):
         super().__init__()
         self.register_buffer("mel_mean", torch.tensor(float(mel_mean)))
@@ -149,7 +158,9 @@ class MoodCRNN(nn.Module):
         self.mode = ModeHead(mode_hidden) if mode_hidden else None
         self.context_frames = context_frames  # used by the callers that cut windows (classifier.inference)
         self.attention = nn.Linear(2 * gru_hidden, 1)
-        self.embed = nn.Sequential(nn.Linear(4 * gru_hidden + (2 if mode_hidden else 0), embedding_dim), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.cue = nn.Linear(2 * gru_hidden, cue_tracks) if cue_tracks else None
+        pooled_features = 4 * gru_hidden + (2 if mode_hidden else 0) + cue_tracks
+        self.embed = nn.Sequential(nn.Linear(pooled_features, embedding_dim), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.valence_arousal = nn.Linear(embedding_dim, 2)
         self.quadrant_logits = nn.Linear(embedding_dim, 4)
 
@@ -166,7 +177,8 @@ class MoodCRNN(nn.Module):
     def forward(self, log_mel: torch.Tensor, tonal: torch.Tensor | None = None, context: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """log_mel (B, 80, T), tonal (B, tonal_rows, T) from `classifier.features.tonal_features`, T >= 16,
         context (B, 12) the mean chroma around the window (default: the window's own) -> valence_arousal
-        (B, 2), quadrant_logits (B, 4), mode_logit (B,) (> 0: major; 0 without a mode head), embedding (B, D)."""
+        (B, 2), quadrant_logits (B, 4), mode_logit (B,) (> 0: major; 0 without a mode head), embedding (B, D),
+        and with a cue head cue_logits (B, T // 16, cue_tracks): per GRU step, does each cue sound there."""
         x = ((log_mel - self.mel_mean) / self.mel_std).unsqueeze(1)
         x = self.conv(x)  # (B, C, F', T')
         x = x.flatten(1, 2).transpose(1, 2)  # (B, T', C * F')
@@ -191,6 +203,10 @@ class MoodCRNN(nn.Module):
             modes = self.mode(context if context is not None else chroma.mean(dim=2))
             mode_logit = modes[:, 0] - modes[:, 1]
             pooled.append(modes)
+        outputs = {}
+        if self.cue is not None:
+            outputs["cue_logits"] = self.cue(sequence)
+            pooled.append(torch.sigmoid(outputs["cue_logits"]).mean(dim=1))  # the share of the window each cue fills
         pooled = torch.cat(pooled, dim=1)
         embedding = self.embed(pooled)
         return {
@@ -198,4 +214,5 @@ class MoodCRNN(nn.Module):
             "quadrant_logits": self.quadrant_logits(embedding),
             "mode_logit": mode_logit,
             "embedding": embedding,
+            **outputs,
         }

@@ -38,6 +38,7 @@ class TrainConfig:
     quadrant_weight: float = 0.5
     mode_weight: float = 0.5  # the mode head's major/minor loss, against the sign of valence
     pitch_channels: int = 16  # the semitone branch (classifier.model.PitchIntervals); 0: none
+    cue_weight: float = 0.0  # the cue head's loss against the corpus's cue tracks; 0: no cue head
     seed: int = 0
     window_frames: int = 256
     augment: bool = True
@@ -55,6 +56,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     from classifier.inference import MoodClassifier, build_model
     from classifier.metrics import predict_examples, score
     from classifier.model import ClassifierConfig
+    from corpus.cues import CUE_TRACKS
     from corpus.loaders import load_any
     from moodmusic import checkpoints
     from moodmusic.mood import QUADRANTS
@@ -68,6 +70,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     initial = ClassifierConfig(**checkpoints.load_config(Path(config.init))) if config.init else None
     if initial is not None:  # the features and crops the starting model reads
         config = dataclasses.replace(config, pitch_channels=initial.pitch_channels, window_frames=initial.window_frames)
+        if config.cue_weight > 0 and not initial.cue_tracks:
+            raise SystemExit(f"--cue-weight needs a model with a cue head; {config.init} has none (train one from scratch with --cue-weight)")
     sources = [(source, False) for source in config.data] + [(source, True) for source in config.sign_only_data]
     clips = [(clip, sign_only) for source, sign_only in sources for clip in load_any(Path(source), config.scale)]
     examples = {}
@@ -87,7 +91,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         model = checkpoints.load_weights(build_model(model_config), Path(config.init))
     else:
         mean, std = mel_statistics(examples["train"])
-        model_config = ClassifierConfig(mel_mean=mean, mel_std=std, window_frames=config.window_frames, pitch_channels=config.pitch_channels)
+        model_config = ClassifierConfig(
+            mel_mean=mean, mel_std=std, window_frames=config.window_frames, pitch_channels=config.pitch_channels,
+            cue_tracks=len(CUE_TRACKS) if config.cue_weight > 0 else 0,
+        )  # fmt: skip
         model = build_model(model_config)
     dataset = CropDataset(examples["train"], config.window_frames, AugmentConfig() if config.augment else None, config.seed, model_config.context_frames)
     loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(dataset) > config.batch_size)
@@ -111,7 +118,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     for epoch in range(start_epoch, config.epochs):
         dataset.epoch = epoch
         model.train()
-        started, totals, batches = time.perf_counter(), {"loss": 0.0, "va": 0.0, "quadrant": 0.0, "mode": 0.0}, 0
+        started, totals, batches = time.perf_counter(), {"loss": 0.0, "va": 0.0, "quadrant": 0.0, "mode": 0.0, "cue": 0.0}, 0
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False):
             outputs = model(batch["mel"], batch["tonal"], batch["context"])
             errors = point_errors(outputs["valence_arousal"], batch["valence_arousal"], batch["valence_size_known"], config.sign_margin)
@@ -121,6 +128,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             major = positive_valence[batch["quadrant"]]
             mode_loss = binary_cross_entropy(outputs["mode_logit"], major)
             loss = point_loss + config.quadrant_weight * quadrant_loss + config.mode_weight * mode_loss
+            cue_loss = torch.zeros((), device=loss.device)
+            if "cue_logits" in outputs and config.cue_weight > 0:
+                cue_loss = cue_errors(outputs["cue_logits"], batch["cue_tracks"], batch["cue_tracks_known"])
+                loss = loss + config.cue_weight * cue_loss
             optimizer.zero_grad()
             accelerator.backward(loss)
             optimizer.step()
@@ -129,6 +140,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             totals["va"] += point_loss.item()
             totals["quadrant"] += quadrant_loss.item()
             totals["mode"] += mode_loss.item()
+            totals["cue"] += cue_loss.item()
             batches += 1
 
         network = accelerator.unwrap_model(model).eval()
@@ -191,6 +203,17 @@ def point_errors(predicted, target, valence_size_known, sign_margin: float):
     return valence + errors[:, 1]
 
 
+def cue_errors(cue_logits, cue_tracks, known):
+    """Binary cross-entropy of the cue head's per-step logits (B, T', K) against the share of each step's
+    frames in which the cue sounds (from the (B, K, T) tracks), over the clips whose tracks are `known`."""
+    import torch
+
+    steps = cue_logits.shape[1]
+    targets = torch.nn.functional.avg_pool1d(cue_tracks, cue_tracks.shape[-1] // steps)[..., :steps].transpose(1, 2)
+    errors = torch.nn.functional.binary_cross_entropy_with_logits(cue_logits, targets, reduction="none").mean(dim=(1, 2))
+    return (errors * known).sum() / known.sum().clamp_min(1.0)
+
+
 def _headline(metrics: dict | None) -> dict | None:
     if not metrics:
         return None
@@ -208,6 +231,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--pitch-channels", type=int, default=defaults.pitch_channels, help="channels of the semitone branch (0: chroma and mel only)")
+    parser.add_argument("--cue-weight", type=float, default=defaults.cue_weight, help="weight of the cue head's loss against the corpus's cue tracks (0: no cue head)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--threads", type=int, default=defaults.threads, help="CPU threads for torch")
     parser.add_argument("--init", default="", help="start from this classifier folder (its weights, architecture and mel statistics), e.g. checkpoints/classifier")
@@ -217,7 +241,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=tuple(args.data), sign_only_data=tuple(args.sign_only_data), scale=args.scale, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, pitch_channels=args.pitch_channels, augment=not args.no_augment, threads=args.threads, init=args.init, export=args.export,
+        learning_rate=args.learning_rate, seed=args.seed, pitch_channels=args.pitch_channels, cue_weight=args.cue_weight, augment=not args.no_augment, threads=args.threads, init=args.init, export=args.export,
     )  # fmt: skip
     summary = train(config)
     print(json.dumps({k: v for k, v in summary.items() if k != "val"}, indent=2, default=str))

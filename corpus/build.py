@@ -9,6 +9,7 @@ Layout of the output folder:
     manifest.csv            one row a clip (see MANIFEST_COLUMNS)
     audio/<id>.wav          mono 16-bit PCM at 22,050 Hz
     mel/<id>.npy            float16 log-mel, shape (80, frames) (CONVENTIONS 2)
+    cue_tracks/<id>.npy     uint8 (2, frames): where a note of a graded valence cue sounds (corpus.render.cue_tracks)
     rows/<task>.json        a finished task's manifest rows (resume bookkeeping)
     build.json              the build's arguments
 """
@@ -34,7 +35,7 @@ SPLIT_SHARES = (0.8, 0.1, 0.1)
 CANDIDATES_PER_TASK = 4  # a task falls back to its next candidate when a score does not parse
 MANIFEST_COLUMNS = [
     "id", "source", "collection", "split", "valence", "arousal", "quadrant", "seconds",
-    "audio", "mel", "soundfont", "start_quarter", "bpm", "source_key", "performed_key",
+    "audio", "mel", "cue_tracks", "soundfont", "start_quarter", "bpm", "source_key", "performed_key",
     "mode", "tempo_bpm", "notes_per_beat", "on_beat_only", "velocity", "expression", "velocity_spread", "beat_accent", "articulation",
     "transpose", "bright_timbre", "melody_program", "accompaniment_program", "pulse_program", "accompaniment_per_beat",
     "drums", "reverb", "consonant_doubling", "dissonance", "rms_db",
@@ -124,19 +125,12 @@ def plan(config: BuildConfig) -> list[Task]:
     return tasks
 
 
-def run_task(task: Task, config_dict: dict) -> list[dict]:
-    """Render one piece's clips (runs in a worker process)."""
-    import torch
-
+def arrange_task(task: Task, config: BuildConfig) -> tuple[list[dict], list]:
+    """One piece's clips as manifest rows (without `rms_db`) and arranged MIDI events, before any rendering."""
     from corpus.cues import perform
-    from corpus.render import arrange, beat_quarters, render_clips, soundfont_path
+    from corpus.render import arrange, beat_quarters
     from corpus.scores import excerpt, read_piece
-    from moodmusic.audio import write_wav
-    from moodmusic.mel import log_mel
 
-    torch.set_num_threads(1)
-    config = BuildConfig(**config_dict)
-    out = Path(config.out)
     piece = None
     for candidate in task.candidates:
         piece = read_piece(Path(candidate))
@@ -150,23 +144,39 @@ def run_task(task: Task, config_dict: dict) -> list[dict]:
         window = config.seconds * performance.tempo_bpm / 60.0 * beat
         latest_start = max(piece.length - window, 0.0)
         start = float(np.floor(rng.uniform(0, latest_start + 1e-9)))  # on a beat
-        arranged_clip = arrange(excerpt(piece, start, window), beat, performance, config.seconds, rng)
+        arranged_clip = arrange(excerpt(piece, start, window), beat, performance, config.seconds, rng, config.cues)
         arranged.append(arranged_clip)
         rows.append(
             {
                 "id": clip.id, "source": piece.source, "collection": piece.collection, "split": task.split,
                 "valence": round(clip.valence, 4), "arousal": round(clip.arousal, 4),
                 "quadrant": quadrant(clip.valence, clip.arousal), "seconds": config.seconds,
-                "audio": f"audio/{clip.id}.wav", "mel": f"mel/{clip.id}.npy", "soundfont": config.soundfont,
-                "start_quarter": start, "bpm": round(arranged_clip.bpm, 2),
+                "audio": f"audio/{clip.id}.wav", "mel": f"mel/{clip.id}.npy", "cue_tracks": f"cue_tracks/{clip.id}.npy",
+                "soundfont": config.soundfont, "start_quarter": start, "bpm": round(arranged_clip.bpm, 2),
                 "source_key": arranged_clip.source_key, "performed_key": arranged_clip.performed_key,
                 **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in performance.as_dict().items()},
             }
         )  # fmt: skip
+    return rows, arranged
+
+
+def run_task(task: Task, config_dict: dict) -> list[dict]:
+    """Render one piece's clips (runs in a worker process)."""
+    import torch
+
+    from corpus.render import cue_tracks, render_clips, soundfont_path
+    from moodmusic.audio import write_wav
+    from moodmusic.mel import log_mel
+
+    torch.set_num_threads(1)
+    config = BuildConfig(**config_dict)
+    out = Path(config.out)
+    rows, arranged = arrange_task(task, config)
     audio = render_clips(arranged, config.seconds, soundfont_path(config.soundfont)) if rows else []
-    for row, samples in zip(rows, audio):
+    for row, arranged_clip, samples in zip(rows, arranged, audio):
         write_wav(out / row["audio"], samples)
         np.save(out / row["mel"], log_mel(samples).numpy().astype(np.float16))
+        np.save(out / row["cue_tracks"], cue_tracks(arranged_clip, config.seconds))
         row["rms_db"] = round(float(20 * np.log10(np.sqrt(np.mean(samples**2)) + 1e-9)), 2)
     rows_path = out / "rows" / f"{task.index:05d}.json"
     tmp = rows_path.with_suffix(".tmp")
@@ -175,13 +185,50 @@ def run_task(task: Task, config_dict: dict) -> list[dict]:
     return rows
 
 
+def annotate_task(task: Task, config_dict: dict, recorded: dict[str, dict]) -> int:
+    """Write the cue tracks of one rendered task's clips, re-arranging them from the plan (no rendering);
+    returns the number written. Every clip must come out as the manifest recorded it."""
+    from corpus.render import cue_tracks
+
+    config = BuildConfig(**config_dict)
+    rows, arranged = arrange_task(task, config)
+    for row, arranged_clip in zip(rows, arranged):
+        earlier = recorded.get(row["id"])
+        if earlier is None or any(str(earlier[k]) != str(row[k]) for k in ("source", "start_quarter", "bpm", "performed_key", "melody_program")):
+            raise SystemExit(f"{config.out}: clip {row['id']} does not re-arrange as it was built (was its build made by other code?)")
+        np.save(Path(config.out) / row["cue_tracks"], cue_tracks(arranged_clip, config.seconds))
+    return len(rows)
+
+
+def annotate(folder: Path, workers: int = 2, progress: bool = True) -> int:
+    """Give a corpus built before cue tracks existed its `cue_tracks/` and manifest column, from its
+    recorded plan: the arrangement is cheap, only the rendering was slow. Returns the clips annotated."""
+    from corpus.loaders import corpus_manifest
+
+    folder = Path(folder)
+    config = BuildConfig(**{"cues": "v1", **json.loads((folder / "build.json").read_text()), "out": str(folder), "workers": workers})
+    with open(corpus_manifest(folder)) as f:
+        recorded = {row["id"]: row for row in csv.DictReader(f)}
+    (folder / "cue_tracks").mkdir(exist_ok=True)
+    tasks = [t for t in plan(config) if (not config.only_split or t.split == config.only_split) and any(c.id in recorded for c in t.clips)]
+    bar = tqdm(total=len(recorded), unit="clip", disable=not progress, desc="annotating")
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(annotate_task, task, asdict(config), {c.id: recorded[c.id] for c in task.clips if c.id in recorded}) for task in tasks]
+        for future in as_completed(futures):
+            bar.update(future.result())
+    bar.close()
+    rows = [{**row, "cue_tracks": f"cue_tracks/{row['id']}.npy"} for row in recorded.values()]
+    write_manifest(rows, folder / "manifest.csv")
+    return len(rows)
+
+
 def build(config: BuildConfig, progress: bool = True) -> list[dict]:
     """Render every planned clip not yet rendered, then write manifest.csv; returns its rows."""
     from corpus.render import soundfont_path
 
     soundfont_path(config.soundfont)  # fail before planning if it is missing
     out = Path(config.out)
-    for folder in ("audio", "mel", "rows"):
+    for folder in ("audio", "mel", "cue_tracks", "rows"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     previous = out / "build.json"
     if previous.exists():

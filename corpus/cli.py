@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--soundfont", default="fluidr3", help="fluidr3, timgm6mb, musescore or a .sf2/.sf3 path")
     parser.add_argument("--workers", type=int, default=2, help="render processes (default: 2, one per core)")
     parser.add_argument("--only-split", choices=("train", "val", "test"), default="", help="render only this split of the plan (same pieces, moods and cues)")
-    parser.add_argument("--cues", choices=("v1", "v2"), default="v2", help="cue table version (corpus/cues.py; default v2, v1 rebuilds the corpus of the models shipped before it)")
+    parser.add_argument("--cues", choices=("v1", "v2", "v3"), default="v2", help="cue table version (corpus/cues.py; default v2; v1 rebuilds the corpus of the models shipped before it; v3 takes the doubling's thirds in the performed key)")
     parser.add_argument("--clips-per-piece", type=int, default=0, help="clips cut from each score (default: by corpus size, at most 8)")
 
 

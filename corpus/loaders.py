@@ -37,6 +37,7 @@ class LabelledClip:
     split: str  # "train", "val" or "test"
     mel: Path | None = None  # precomputed log-mel (our corpus), else computed from the audio
     quadrant_only: bool = False  # the label is a quadrant, not a measured point
+    cue_tracks: Path | None = None  # where the graded valence cues sound (our corpus: corpus.render.cue_tracks)
 
 
 def split_of(source: str, shares: tuple[float, float] = (0.8, 0.9)) -> str:
@@ -65,6 +66,7 @@ def load_corpus(folder: Path) -> list[LabelledClip]:
             LabelledClip(
                 audio=folder / row["audio"], valence=float(row["valence"]), arousal=float(row["arousal"]),
                 source=row["source"], split=row["split"], mel=folder / row["mel"] if row.get("mel") else None,
+                cue_tracks=folder / row["cue_tracks"] if row.get("cue_tracks") else None,
             )  # fmt: skip
             for row in csv.DictReader(f)
         ]

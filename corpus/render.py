@@ -19,10 +19,10 @@ import mido
 import numpy as np
 import soundfile
 
-from corpus.cues import CLOSED_HAT, CRASH, HIGHEST_PITCH, KICK, LOWEST_PITCH, RIDE, SNARE, Performance
+from corpus.cues import CLOSED_HAT, CRASH, CUE_TRACKS, HIGHEST_PITCH, KICK, LOWEST_PITCH, RIDE, SNARE, Performance
 from corpus.scores import Piece
 from moodmusic.audio import prevent_clipping
-from moodmusic.mel import SAMPLE_RATE
+from moodmusic.mel import HOP_LENGTH, SAMPLE_RATE
 from moodmusic.tonality import Key, estimate_key
 
 SOUNDFONTS = {
@@ -67,6 +67,23 @@ class ArrangedClip:
     bpm: float = 0.0
     source_key: str = ""
     performed_key: str = ""
+    cue_notes: list[tuple[int, float, float]] = field(default_factory=list)  # (row of CUE_TRACKS, start, end) of each graded-cue note
+
+
+def cue_tracks(clip: ArrangedClip, seconds: float) -> np.ndarray:
+    """(2, frames) uint8 on the log-mel's frames (1 + samples // HOP_LENGTH): 1 where a note of the cue
+    sounds (from its onset to its written end; the release and reverb that follow are not counted).
+
+    The corpus builder knows every note it adds for a graded valence cue; these tracks hand that knowledge
+    to the classifier as a training target (`moodmusic train classifier --cue-weight`), so it learns to find
+    the doubled thirds and the added semitones, and can count them, instead of inferring their share from
+    the clip's valence alone."""
+    frames = 1 + int(round(seconds * SAMPLE_RATE)) // HOP_LENGTH
+    tracks = np.zeros((len(CUE_TRACKS), frames), dtype=np.uint8)
+    for row, start, end in clip.cue_notes:
+        first, last = int(round(start * SAMPLE_RATE / HOP_LENGTH)), int(round(min(end, seconds) * SAMPLE_RATE / HOP_LENGTH))
+        tracks[row, first : max(last, first + 1)] = 1
+    return tracks
 
 
 def change_mode(pitches: np.ndarray, key: Key, mode: str) -> np.ndarray:
@@ -137,10 +154,11 @@ def _notes(events: list, channel: int, start: float, end: float, pitch: int, vel
     events.append((end, mido.Message("note_off", channel=channel, note=int(pitch), velocity=0)))
 
 
-def arrange(excerpt: Piece, beat: float, performance: Performance, seconds: float, rng: np.random.Generator) -> ArrangedClip:
+def arrange(excerpt: Piece, beat: float, performance: Performance, seconds: float, rng: np.random.Generator, cues: str = "v3") -> ArrangedClip:
     """Timed MIDI events of one excerpt performed with `performance`, from 0 to `seconds`.
 
-    `beat` is the tactus in quarter notes: accents, pulses and drums fall on it.
+    `beat` is the tactus in quarter notes: accents, pulses and drums fall on it. `cues` is the cue
+    table's version (corpus/cues.py): v2 took the consonant doubling's thirds in the source key.
     """
     qps = excerpt.length / seconds
     clip = ArrangedClip(bpm=60.0 * qps / beat)
@@ -170,6 +188,10 @@ def arrange(excerpt: Piece, beat: float, performance: Performance, seconds: floa
         return int(performance.velocity + offset + accent + rng.normal(0, performance.velocity_spread))
 
     doubled, dissonant = EvenShare(performance.consonant_doubling, rng), EvenShare(performance.dissonance, rng)
+    # The thirds are diatonic in the key the clip is played in. Cues v2 took them in the source key before
+    # the transposition, so unless `transpose` was 0 (mod 12) most melody notes counted as off the scale and
+    # stayed single, and the rest were doubled by a third foreign to the key; v2 builds keep that, to rebuild exactly.
+    doubling_tonic = key.tonic if cues == "v2" else (key.tonic + performance.transpose) % 12
     # The score itself: the top voice on the melody instrument, the other voices beneath it.
     for onset, duration, pitch, part in zip(excerpt.onsets, excerpt.durations, pitches, excerpt.parts):
         start = onset / qps
@@ -178,9 +200,10 @@ def arrange(excerpt: Piece, beat: float, performance: Performance, seconds: floa
         _notes(events, channel, start, end, pitch, velocity_at(onset, offset))
         # Consonant doubling (cues v2): the melody in parallel thirds above it, on its own instrument.
         if part == 0 and doubled():
-            upper = third_above(int(pitch), key.tonic, performance.mode)
+            upper = third_above(int(pitch), doubling_tonic, performance.mode)
             if upper is not None and upper <= HIGHEST_PITCH:
                 _notes(events, MELODY_CHANNEL, start, end, upper, velocity_at(onset, 0))
+                clip.cue_notes.append((0, start, end))
 
     # The pulse layer: the harmony sounding at each pulse, an octave down, repeated at the cue's density.
     # Dissonance (cues v2) adds a semitone above its lowest note on some beats, also where no pulse plays.
@@ -196,6 +219,7 @@ def arrange(excerpt: Piece, beat: float, performance: Performance, seconds: floa
                 _notes(events, PULSE_CHANNEL, start, end, pitch, velocity_at(time, -4))
             if chord and dissonant():
                 _notes(events, PULSE_CHANNEL, start, end, chord[0] + 1, velocity_at(time, -4))
+                clip.cue_notes.append((1, start, end))
 
     # Drums: density rises with arousal (cue table, "rhythmic density").
     if performance.drums:

@@ -8,6 +8,7 @@ renderer does and hear through it (`moodmusic train classifier --sign-only-data 
 
 The output folder holds `audio/<id>.wav` and a `manifest.csv` with the source's rows (only the chosen split
 when one is given). Its `mel` column is left empty: the log-mel of the rerendered audio is not the source's.
+The cue tracks are copied: the renderer keeps every note where it was.
 Resumable: clips whose WAV exists are skipped.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import time
 from pathlib import Path
 
@@ -45,6 +47,9 @@ def rerender(source: Path, out: Path, renderer: str = "griffinlim", split: str =
             write_wav(target, audio)  # atomic: a clip cut off mid-write is never taken for a finished one
             rendered += 1
         row["audio"], row["mel"] = f"audio/{row['id']}.wav", ""
+        if row.get("cue_tracks") and (Path(source) / row["cue_tracks"]).exists():
+            (out / "cue_tracks").mkdir(exist_ok=True)
+            shutil.copyfile(Path(source) / row["cue_tracks"], out / row["cue_tracks"])
     with open(out / "manifest.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()

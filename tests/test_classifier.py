@@ -298,3 +298,43 @@ def test_sign_only_labels_teach_the_side_of_zero_not_the_size():
     assert errors[0] == 0 and errors[2] == 0  # right side by the margin: the size is not asked for
     assert errors[1] == pytest.approx(0.35)  # wrong side: 0.25 - (-0.1)
     assert errors[3] == pytest.approx(0.5 - 0.05)  # a known size keeps the smooth L1 (beta 0.1)
+
+
+def test_cue_head_learns_from_the_corpus_cue_tracks(tmp_path):
+    """--cue-weight: the model gets a cue head; crops carry the cue tracks of the same frames; the loss is
+    low for logits that say where the cue sounds and high for the opposite."""
+    from classifier.data import CropDataset, load_examples
+    from classifier.train import TrainConfig, cue_errors, train
+    from corpus.build import BuildConfig, build
+    from corpus.loaders import load_any
+
+    corpus = tmp_path / "corpus"
+    build(BuildConfig(out=str(corpus), clips=12, seconds=2.0, seed=5, cues="v3"), progress=False)
+    examples = load_examples(load_any(corpus), progress=False)
+    assert all(e.cue_tracks is not None and e.cue_tracks.shape[1] == e.mel.shape[1] for e in examples)
+    dataset = CropDataset(examples, 128, None, seed=0, context_frames=258)
+    for index, example in enumerate(examples):
+        item = dataset[index]
+        start = next(s for s in range(example.mel.shape[1] - 127) if np.array_equal(example.mel[:, s : s + 128].astype(np.float32), item["mel"].numpy()))
+        assert np.array_equal(item["cue_tracks"].numpy(), example.cue_tracks[:, start : start + 128]) and item["cue_tracks_known"] == 1
+
+    tracks = torch.zeros(2, 2, 128)
+    tracks[0, 0, :64] = 1  # the first clip's doubling sounds in its first half
+    known = torch.tensor([1.0, 0.0])
+    right = torch.full((2, 8, 2), -8.0)
+    right[0, :4, 0] = 8.0
+    wrong = -right
+    assert cue_errors(right, tracks, known) < 0.01 < 1.0 < cue_errors(wrong, tracks, known)
+    assert cue_errors(wrong, tracks, torch.zeros(2)) == 0  # tracks nobody knows teach nothing
+
+    summary = train(TrainConfig(data=(str(corpus),), out=str(tmp_path / "run"), epochs=1, batch_size=4, window_frames=128, cue_weight=1.0), progress=False)
+    log = json.loads(open(tmp_path / "run" / "log.jsonl").readline())
+    assert log["cue"] > 0 and summary["test"]["clips"] > 0
+    trained = classifier.load(tmp_path / "run" / "best")
+    assert trained.model.cue is not None
+    outputs = trained.model(torch.randn(1, 80, 128) - 6, torch.rand(1, trained.model.tonal_rows, 128))
+    assert outputs["cue_logits"].shape == (1, 8, 2)
+    from moodmusic import checkpoints
+
+    with pytest.raises(SystemExit, match="has none"):  # the shipped ear has no cue head to fine-tune
+        train(TrainConfig(data=(str(corpus),), out=str(tmp_path / "again"), epochs=1, cue_weight=1.0, init=str(checkpoints.stage_dir("classifier"))), progress=False)

@@ -93,6 +93,7 @@ def test_rerender_passes_a_split_through_the_renderer_and_resumes(tmp_path, caps
     rows = read_manifest(out)
     assert [(r["id"], r["valence"], r["arousal"], r["split"]) for r in rows] == [(r["id"], r["valence"], r["arousal"], r["split"]) for r in train_rows]
     assert all(r["mel"] == "" for r in rows)  # the rerendered audio's own mel is computed when it is loaded
+    assert all(np.array_equal(np.load(out / r["cue_tracks"]), np.load(source / r["cue_tracks"])) for r in rows)  # the notes did not move
     clips = load_corpus(out)
     assert all(clip.mel is None and clip.audio.exists() for clip in clips)
     # The audio is the source's mel made sound again: close in its mel, not the same samples.
@@ -107,3 +108,35 @@ def test_rerender_passes_a_split_through_the_renderer_and_resumes(tmp_path, caps
         from corpus.rerender import rerender
 
         rerender(tmp_path / "nowhere", out)
+
+
+def test_cue_tracks_are_written_and_an_older_build_is_annotated_to_the_same(tmp_path, capsys):
+    out = tmp_path / "corpus"
+    build(BuildConfig(out=str(out), clips=12, seconds=2.0, seed=5, cues="v3"), progress=False)
+    rows = read_manifest(out)
+    written = {row["id"]: np.load(out / row["cue_tracks"]) for row in rows}
+    assert all(tracks.shape == (2, frames_for_seconds(2)) for tracks in written.values())
+    for row in rows:  # each cue sounds only on its side of valence, and only when its share is drawn
+        doubled, dissonant = written[row["id"]].sum(axis=1)
+        assert (doubled > 0) <= (float(row["consonant_doubling"]) > 0) and (dissonant > 0) <= (float(row["dissonance"]) > 0)
+    assert any(tracks[0].any() for tracks in written.values()) and any(tracks[1].any() for tracks in written.values())
+
+    # A build from before cue tracks: no folder, no column. Annotating re-arranges it to the same tracks.
+    shutil.rmtree(out / "cue_tracks")
+    with open(out / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "cue_tracks"])
+        writer.writeheader()
+        writer.writerows({k: v for k, v in row.items() if k != "cue_tracks"} for row in rows)
+    assert main(["corpus", "annotate", "--corpus", str(out)]) == 0
+    assert "cue tracks written for 12 clips" in capsys.readouterr().out
+    again = read_manifest(out)
+    assert all(np.array_equal(np.load(out / row["cue_tracks"]), written[row["id"]]) for row in again)
+
+    # A manifest that the plan does not reproduce is refused, not annotated wrongly.
+    again[0]["bpm"] = "1.0"
+    with open(out / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(again[0]))
+        writer.writeheader()
+        writer.writerows(again)
+    with pytest.raises(SystemExit, match="does not re-arrange"):
+        main(["corpus", "annotate", "--corpus", str(out)])

@@ -1,10 +1,12 @@
 """The cue table moves each cue in the direction the literature gives, and scores are read right."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from corpus.cues import perform
-from corpus.render import MELODY_CHANNEL, PULSE_CHANNEL, EvenShare, arrange, beat_quarters, change_mode, fit_register, third_above
+from corpus.render import MELODY_CHANNEL, PULSE_CHANNEL, SCALES, EvenShare, arrange, beat_quarters, change_mode, cue_tracks, fit_register, third_above
 from corpus.scores import Piece, excerpt
 from moodmusic.tonality import Key
 
@@ -38,7 +40,7 @@ def test_v2_cues_grow_with_the_size_of_valence_on_their_own_side():
     v1 = perform(-0.9, 0.5, np.random.default_rng(0), cues="v1")
     assert v1.dissonance == 0 and v1.consonant_doubling == 0
     with pytest.raises(ValueError, match="cue version"):
-        perform(0.0, 0.0, np.random.default_rng(0), cues="v3")
+        perform(0.0, 0.0, np.random.default_rng(0), cues="v4")
 
 
 def test_third_above_stays_in_the_key():
@@ -70,6 +72,57 @@ def test_v2_arrangement_doubles_happy_melodies_and_roughens_negative_harmony():
     # The pulse layer repeats the melody note an octave down; dissonance adds the semitone above it.
     pulse_negative, pulse_positive = notes_on(-0.95, PULSE_CHANNEL), notes_on(0.95, PULSE_CHANNEL)
     assert len(pulse_negative) > len(pulse_positive)
+
+
+def doubling_of(cues, transpose, share=1.0):
+    """A one-voice C major tune played transposed, every note asked to be doubled: the clip, its doubled
+    (upper) notes and the number of melody notes."""
+    pitches = np.array([60, 64, 67, 72, 67, 64, 60, 62, 65, 69, 71, 67, 60, 64, 62, 60] * 2)
+    onsets = np.arange(pitches.size) * 0.5
+    piece = Piece("c-major", "test", onsets, np.full(pitches.size, 0.5), pitches, np.zeros(pitches.size, int), 16.0)
+    performance = perform(0.9, -0.5, np.random.default_rng(2), cues)
+    performance = replace(performance, transpose=transpose, consonant_doubling=share, on_beat_only=False)
+    beat = beat_quarters(piece, performance.notes_per_beat)
+    clip = arrange(excerpt(piece, 0.0, 4.0 * performance.tempo_bpm / 60 * beat), beat, performance, 4.0, np.random.default_rng(3), cues)
+    starts = {}
+    for time, message in clip.events:
+        if message.type == "note_on" and message.channel == MELODY_CHANNEL:
+            starts.setdefault(time, []).append(message.note)
+    return clip, [max(notes) for notes in starts.values() if len(notes) == 2], len(starts)
+
+
+@pytest.mark.parametrize("transpose", [0, 3, -5])
+def test_v3_doubles_every_melody_note_by_a_third_of_the_key_it_is_played_in(transpose):
+    clip, upper, melody_notes = doubling_of("v3", transpose)
+    tonic = (0 + transpose) % 12  # the toy piece is in C major
+    assert len(upper) == melody_notes > 0  # every note of the scale has its third
+    assert all((pitch - tonic) % 12 in SCALES["major"] for pitch in upper)
+    assert len(clip.cue_notes) == melody_notes
+
+
+def test_v2_took_its_thirds_in_the_source_key_and_is_rebuilt_so():
+    """The v2 bug, kept so v2 corpora rebuild exactly: transposed by 3 semitones, the C major thirds fall on
+    notes of E-flat major only where the two scales share them, and those thirds are foreign to E-flat."""
+    _, upper, melody_notes = doubling_of("v2", 3)
+    assert 0 < len(upper) < melody_notes
+    assert any((pitch - 3) % 12 not in SCALES["major"] for pitch in upper)
+    assert doubling_of("v2", 0)[1] == doubling_of("v3", 0)[1]  # untransposed, the versions agree
+
+
+def test_cue_tracks_mark_where_the_cue_notes_sound():
+    clip, _, _ = doubling_of("v3", 0, share=0.5)
+    tracks = cue_tracks(clip, 4.0)
+    assert tracks.shape == (2, 1 + int(4.0 * 22050) // 256) and tracks.dtype == np.uint8
+    assert tracks[1].sum() == 0  # no dissonance on the positive side
+    assert 0.2 < tracks[0].mean() < 0.8  # half the notes doubled
+    for _, start, end in clip.cue_notes:
+        assert tracks[0, int(round(start * 22050 / 256))] == 1
+    piece = toy_piece(16.0)
+    performance = replace(perform(-0.9, 0.5, np.random.default_rng(2), "v3"), dissonance=1.0, accompaniment_per_beat=1.0)
+    beat = beat_quarters(piece, performance.notes_per_beat)
+    negative = arrange(excerpt(piece, 0.0, 4.0 * performance.tempo_bpm / 60 * beat), beat, performance, 4.0, np.random.default_rng(3))
+    tracks = cue_tracks(negative, 4.0)
+    assert tracks[0].sum() == 0 and tracks[1].mean() > 0.5
 
 
 def test_change_mode_moves_third_and_sixth():
