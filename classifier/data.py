@@ -51,7 +51,11 @@ def load_examples(clips: list[LabelledClip], progress: bool = True, desc: str = 
         else:
             mel = log_mel(samples).numpy().astype(np.float16)
         tonal = tonal_features(samples, semitones).numpy().astype(np.float16)
-        cue_tracks = np.load(clip.cue_tracks)[:, : mel.shape[1]] if clip.cue_tracks is not None and clip.cue_tracks.exists() else None
+        cue_tracks = None
+        if clip.cue_tracks is not None and clip.cue_tracks.exists():
+            # On the mel's frames: audio passed through a renderer can come back a few samples longer or shorter.
+            cue_tracks = np.load(clip.cue_tracks)[:, : mel.shape[1]]
+            cue_tracks = np.pad(cue_tracks, ((0, 0), (0, mel.shape[1] - cue_tracks.shape[1])))
         examples.append(
             Example(mel, tonal, clip.valence, clip.arousal, quadrant_index(clip.valence, clip.arousal), clip.quadrant_only, clip.source, cue_tracks=cue_tracks)
         )

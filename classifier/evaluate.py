@@ -96,6 +96,12 @@ def write_report(report: dict, out: Path, command: str) -> None:
             "so an interval pattern (a melody doubled a third above, a semitone clash in the bass) is heard at any pitch; the chroma",
             "folds these away. Its features join the GRU input beside the mel's and the chroma's.",
         ]
+    if report.get("cue_tracks"):
+        lines += [
+            "A cue head reads each GRU step and says whether a note of each graded valence cue sounds there (a melody note doubled",
+            "a third above, a semitone added over the bass); trained on the corpus builder's own record of those notes (its cue",
+            "tracks), it lets the valence head read how much of the window each cue fills, a count rather than a guess.",
+        ]
     lines += [
         f"Parameters: {report['parameters']:,}. Windows of {report['window_frames']} frames ({report['window_frames'] / 86.13:.2f} s);",
         "a clip's reading is the length-weighted mean of its windows; the heard quadrant is the quadrant of the predicted point.",
@@ -176,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         "parameters": parameter_count(model.model),
         "window_frames": model.window_frames,
         "pitch_channels": model.config.pitch_channels,
+        "cue_tracks": model.config.cue_tracks,
         "test": test,
         "cross_timbre": {},
     }

@@ -45,6 +45,26 @@ def main() -> None:
         print(f"asked valence in [{low:+.1f}, {min(high, 1):+.1f}): {band.sum()} clips, heard {heard[band].mean():+.3f} on average, MAE {errors[band].mean():.3f}")
     positive, negative = asked >= 0, asked < 0
     print(f"Spearman(asked, heard) within sign: positive {spearmanr(asked[positive], heard[positive])[0]:.2f}, negative {spearmanr(asked[negative], heard[negative])[0]:.2f}")
+    if model.model.cue is not None and all(example.cue_tracks is not None for example in examples):
+        report_cue_head(model, examples, asked)
+
+
+def report_cue_head(model, examples, asked) -> None:
+    """How well the cue head finds the cue notes: over each whole clip, the share of it the head says each cue
+    fills against the share its cue tracks mark, and against the asked valence on the cue's own side."""
+    from corpus.cues import CUE_TRACKS
+
+    found, marked = [], []
+    with torch.inference_mode():
+        for example in examples:
+            outputs = model.model(torch.from_numpy(example.mel.astype(np.float32))[None], torch.from_numpy(example.tonal.astype(np.float32))[None])
+            found.append(torch.sigmoid(outputs["cue_logits"][0]).mean(dim=0).numpy())
+            marked.append(example.cue_tracks.mean(axis=1))
+    found, marked = np.array(found), np.array(marked)
+    for row, (name, side) in enumerate(zip(CUE_TRACKS, (asked >= 0, asked < 0))):
+        print(f"cue head, {name} on the {'positive' if row == 0 else 'negative'} side: share found vs marked Spearman "
+              f"{spearmanr(found[side, row], marked[side, row])[0]:.2f} (mean {found[side, row].mean():.3f} vs {marked[side, row].mean():.3f}); "
+              f"found vs |asked valence| {spearmanr(found[side, row], np.abs(asked[side]))[0]:.2f}, marked vs |asked| {spearmanr(marked[side, row], np.abs(asked[side]))[0]:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
