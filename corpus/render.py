@@ -22,7 +22,7 @@ import soundfile
 from corpus.cues import CLOSED_HAT, CRASH, CUE_TRACKS, HIGHEST_PITCH, KICK, LOWEST_PITCH, RIDE, SNARE, Performance
 from corpus.scores import Piece
 from moodmusic.audio import prevent_clipping
-from moodmusic.mel import HOP_LENGTH, SAMPLE_RATE
+from moodmusic.mel import FRAMES_PER_SECOND, SAMPLE_RATE, frames_for_seconds
 from moodmusic.tonality import Key, estimate_key
 
 SOUNDFONTS = {
@@ -71,17 +71,16 @@ class ArrangedClip:
 
 
 def cue_tracks(clip: ArrangedClip, seconds: float) -> np.ndarray:
-    """(2, frames) uint8 on the log-mel's frames (1 + samples // HOP_LENGTH): 1 where a note of the cue
+    """(2, frames) uint8 on the log-mel's frames (`moodmusic.mel.frames_for_seconds`): 1 where a note of the cue
     sounds (from its onset to its written end; the release and reverb that follow are not counted).
 
     The corpus builder knows every note it adds for a graded valence cue; these tracks hand that knowledge
     to the classifier as a training target (`moodmusic train classifier --cue-weight`), so it learns to find
     the doubled thirds and the added semitones, and can count them, instead of inferring their share from
     the clip's valence alone."""
-    frames = 1 + int(round(seconds * SAMPLE_RATE)) // HOP_LENGTH
-    tracks = np.zeros((len(CUE_TRACKS), frames), dtype=np.uint8)
+    tracks = np.zeros((len(CUE_TRACKS), frames_for_seconds(seconds)), dtype=np.uint8)
     for row, start, end in clip.cue_notes:
-        first, last = int(round(start * SAMPLE_RATE / HOP_LENGTH)), int(round(min(end, seconds) * SAMPLE_RATE / HOP_LENGTH))
+        first, last = int(round(start * FRAMES_PER_SECOND)), int(round(min(end, seconds) * FRAMES_PER_SECOND))
         tracks[row, first : max(last, first + 1)] = 1
     return tracks
 
