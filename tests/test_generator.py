@@ -297,6 +297,22 @@ def test_training_starts_from_a_generator_folder_with_a_warmed_up_discriminator(
     assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def test_rhythm_anchor_holds_the_init_generators_loudness_per_frame(tiny_corpus, tmp_path):
+    from generator.train import TrainConfig, train
+
+    first = TrainConfig(data=str(tiny_corpus), out=str(tmp_path / "first"), steps=2, batch_size=4, channels=16, checkpoint_every=2, log_every=1, threads=1)
+    train(first, progress=False)
+    start = tmp_path / "first" / "steps" / "000002"
+    config = TrainConfig(data=str(tiny_corpus), out=str(tmp_path / "anchored"), steps=4, batch_size=4, checkpoint_every=4, log_every=1,
+                         threads=1, init=str(start), rhythm_anchor=5.0, learning_rate=1e-2)  # fmt: skip
+    train(config, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "anchored" / "log.jsonl").read_text().splitlines()]
+    # The first step's generator is the --init one, so it writes the anchor's slice exactly; once it moves, it does not.
+    assert log[0]["g_rhythm"] == 0.0 and log[-1]["g_rhythm"] > 0.0
+    with pytest.raises(SystemExit, match="--init"):
+        train(TrainConfig(data=str(tiny_corpus), out=str(tmp_path / "no_init"), steps=1, channels=16, threads=1, rhythm_anchor=1.0), progress=False)
+
+
 def test_generator_checkpoint_is_small():
     """The shipped generator's weights stay under the issue's 30 MB (skipped until it is trained)."""
     from moodmusic import checkpoints
