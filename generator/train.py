@@ -13,10 +13,12 @@ One step, for a batch of windows cut from train-split mels (each clip padded on 
     the auxiliary head's error on the asked mood + `envelope_weight` x L1 between the time-averaged
     spectra (loudness and brightness, cues that carry arousal) + `diversity_weight` x the mode-seeking
     term of Mao et al. 2019 (two latents for the same context must give different slices);
-  - with `--init` and `--rhythm-anchor`, + `rhythm_anchor` x L1 between the per-frame loudness (mean over
-    mel bands) of the slice and of the one the frozen --init generator writes from the same context, mood
-    and noise. Two fine-tunes on a new corpus lost the onset rate as an arousal cue (docs/generator.md);
-    the anchor holds the rhythm of the generator it starts from and leaves the spectrum (pitch, texture) free;
+  - with `--init` and `--anchor-weight`, + `anchor_weight` x L1 between the coarse spectrum of each frame
+    (the mel averaged over groups of `anchor_bands` bands) of the slice and of the one the frozen --init
+    generator writes from the same context, mood and noise. Two fine-tunes on a new corpus lost the onset
+    rate and the brightness as arousal cues (docs/generator.md); the anchor holds them where the generator it
+    starts from had them and leaves finer detail (which notes, a third or a semitone added) free. With
+    `anchor_bands` 80 it holds only each frame's loudness (the rhythm);
   - with `--critic`, + `critic_weight` x the error of a frozen mode critic (generator/critic.py: major or
     minor, from the pitch classes of the mel) reading `critic_slices` slices that the generator writes one
     after another, with gradient through all of them: the auxiliary head sees 0.74 s, too short for a key.
@@ -67,7 +69,8 @@ class TrainConfig:
     critic_batch: int = 8
     init: str = ""  # a generator folder (safetensors + config) to start from when the run holds no state yet
     discriminator_warmup: int = 0  # steps at the start that train only the discriminator (a fresh one, after --init)
-    rhythm_anchor: float = 0.0  # weight of the per-frame loudness L1 to the frozen --init generator's slice (0: none)
+    anchor_weight: float = 0.0  # weight of the coarse-spectrum L1 to the frozen --init generator's slice (0: none)
+    anchor_bands: int = 80  # mel bands averaged into one anchored value (80: each frame's loudness; 8: ten coarse bands)
     average: int = 1  # export the mean weights of the last `average` checkpoints (1: the current weights)
     channels: int = 192
     checkpoint_every: int = 200
@@ -151,9 +154,11 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         checkpoints.load_weights(generator, starting_from)
         accelerator.print(f"starting from the generator in {starting_from}; the discriminator starts fresh")
     anchor = None
-    if config.rhythm_anchor:
+    if config.anchor_weight:
         if not config.init:
-            raise SystemExit("--rhythm-anchor holds the rhythm of the --init generator: give --init too")
+            raise SystemExit("--anchor-weight holds the output of the --init generator: give --init too")
+        if g_config.n_mels % config.anchor_bands:
+            raise SystemExit(f"--anchor-bands must divide the {g_config.n_mels} mel bands (e.g. 80, 16, 8, 4)")
         anchor = MelSliceGenerator(**asdict(g_config))
         checkpoints.load_weights(anchor, Path(config.init))
         anchor = anchor.to(accelerator.device).eval().requires_grad_(False)
@@ -259,10 +264,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         if anchor is not None:
             with torch.no_grad():
                 anchored = anchor(context, moods, latent, frame_noise)
-            g_rhythm = torch.mean(torch.abs(fake.mean(dim=1) - anchored.mean(dim=1)))
-            loss = loss + config.rhythm_anchor * g_rhythm
+            g_anchor = torch.mean(torch.abs(coarse_spectrum(fake, config.anchor_bands) - coarse_spectrum(anchored, config.anchor_bands)))
+            loss = loss + config.anchor_weight * g_anchor
         else:
-            g_rhythm = torch.zeros(())
+            g_anchor = torch.zeros(())
         if critic is not None:
             g_critic = critic_loss(generator, unwrapped.noise, critic, context[: config.critic_batch], moods[: config.critic_batch], config.critic_slices)
             loss = loss + config.critic_weight * g_critic
@@ -275,7 +280,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         step += 1
 
         values = {"d_adversarial": d_adversarial, "d_mood": d_mood, "g_adversarial": g_adversarial, "g_features": g_features,
-                  "g_mood": g_mood, "g_envelope": g_envelope, "g_diversity": g_diversity, "g_critic": g_critic, "g_rhythm": g_rhythm}  # fmt: skip
+                  "g_mood": g_mood, "g_envelope": g_envelope, "g_diversity": g_diversity, "g_critic": g_critic, "g_anchor": g_anchor}  # fmt: skip
         for name, value in values.items():
             value = float(value.detach())
             if not math.isfinite(value):
@@ -300,6 +305,11 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     if config.export and not trained:  # resumed at the last step: export what the run folder holds
         export(exported_model(), g_config, config, step, command, len(train_mels), val_mels, val_moods)
     return {"step": step}
+
+
+def coarse_spectrum(mel: torch.Tensor, bands: int) -> torch.Tensor:
+    """(B, n_mels, T) log-mel -> (B, n_mels // bands, T): each frame's mean over groups of `bands` bands."""
+    return torch.nn.functional.avg_pool1d(mel.transpose(1, 2), bands).transpose(1, 2)
 
 
 def critic_loss(generator, noise, critic, context: torch.Tensor, moods: torch.Tensor, slices: int) -> torch.Tensor:
@@ -381,7 +391,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--critic-weight", type=float, default=defaults.critic_weight)
     parser.add_argument("--init", default=defaults.init, help="start from this generator folder (e.g. checkpoints/generator) with a fresh discriminator")
     parser.add_argument("--discriminator-warmup", type=int, default=defaults.discriminator_warmup, help="first steps train only the discriminator")
-    parser.add_argument("--rhythm-anchor", type=float, default=defaults.rhythm_anchor, help="weight of an L1 that keeps each frame's loudness as the frozen --init generator writes it (holds its rhythm; 0: off)")
+    parser.add_argument("--anchor-weight", type=float, default=defaults.anchor_weight, help="weight of an L1 that keeps each frame's coarse spectrum as the frozen --init generator writes it (0: off)")
+    parser.add_argument("--anchor-bands", type=int, default=defaults.anchor_bands, help="mel bands averaged per anchored value: 80 holds each frame's loudness (rhythm), 8 also brightness")
     parser.add_argument("--average", type=int, default=defaults.average, help="export the mean weights of the last N checkpoints (default 1: the current weights)")
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     parser.add_argument("--seed", type=int, default=defaults.seed)
@@ -393,7 +404,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
         rollout_probability=args.rollout_probability, rollout_slices=args.rollout_slices, diversity_weight=args.diversity_weight, channels=args.channels,
-        critic=args.critic, critic_weight=args.critic_weight, average=args.average, init=args.init, discriminator_warmup=args.discriminator_warmup, rhythm_anchor=args.rhythm_anchor,
+        critic=args.critic, critic_weight=args.critic_weight, average=args.average, init=args.init, discriminator_warmup=args.discriminator_warmup, anchor_weight=args.anchor_weight, anchor_bands=args.anchor_bands,
         checkpoint_every=args.checkpoint_every, seed=args.seed, threads=args.threads, export=args.export,
     )  # fmt: skip
     print(json.dumps(train(config)))

@@ -297,20 +297,26 @@ def test_training_starts_from_a_generator_folder_with_a_warmed_up_discriminator(
     assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
 
 
-def test_rhythm_anchor_holds_the_init_generators_loudness_per_frame(tiny_corpus, tmp_path):
-    from generator.train import TrainConfig, train
+def test_anchor_holds_the_init_generators_coarse_spectrum(tiny_corpus, tmp_path):
+    from generator.train import TrainConfig, coarse_spectrum, train
+
+    mel = torch.randn(2, N_MELS, 5)
+    assert torch.allclose(coarse_spectrum(mel, N_MELS)[:, 0], mel.mean(dim=1))  # all bands: each frame's loudness
+    assert coarse_spectrum(mel, 8).shape == (2, N_MELS // 8, 5) and torch.allclose(coarse_spectrum(mel, 8)[:, 1], mel[:, 8:16].mean(dim=1))
 
     first = TrainConfig(data=str(tiny_corpus), out=str(tmp_path / "first"), steps=2, batch_size=4, channels=16, checkpoint_every=2, log_every=1, threads=1)
     train(first, progress=False)
     start = tmp_path / "first" / "steps" / "000002"
     config = TrainConfig(data=str(tiny_corpus), out=str(tmp_path / "anchored"), steps=4, batch_size=4, checkpoint_every=4, log_every=1,
-                         threads=1, init=str(start), rhythm_anchor=5.0, learning_rate=1e-2)  # fmt: skip
+                         threads=1, init=str(start), anchor_weight=5.0, anchor_bands=8, learning_rate=1e-2)  # fmt: skip
     train(config, progress=False)
     log = [json.loads(line) for line in (tmp_path / "anchored" / "log.jsonl").read_text().splitlines()]
     # The first step's generator is the --init one, so it writes the anchor's slice exactly; once it moves, it does not.
-    assert log[0]["g_rhythm"] == 0.0 and log[-1]["g_rhythm"] > 0.0
+    assert log[0]["g_anchor"] == 0.0 and log[-1]["g_anchor"] > 0.0
     with pytest.raises(SystemExit, match="--init"):
-        train(TrainConfig(data=str(tiny_corpus), out=str(tmp_path / "no_init"), steps=1, channels=16, threads=1, rhythm_anchor=1.0), progress=False)
+        train(TrainConfig(data=str(tiny_corpus), out=str(tmp_path / "no_init"), steps=1, channels=16, threads=1, anchor_weight=1.0), progress=False)
+    with pytest.raises(SystemExit, match="divide"):
+        train(TrainConfig(data=str(tiny_corpus), out=str(tmp_path / "odd"), steps=1, threads=1, init=str(start), anchor_weight=1.0, anchor_bands=7), progress=False)
 
 
 def test_generator_checkpoint_is_small():
