@@ -7,6 +7,11 @@ plus the clip's exact arousal, on the train split; its valence MAE on the test s
 who heard every performance parameter perfectly would reach. "Mode given" fits one regression per mode,
 as a listener who always hears the mode right would.
 
+The manifest records the shares a clip was *planned* with; where the corpus has cue tracks
+(`corpus.render.cue_tracks`, per log-mel frame whether a cue note sounds) a third fit replaces them with
+the share of frames in which each cue actually sounds: what an ear can hear. The two differ where the
+renderer did not write what was planned (cues v2 doubled 60% of its planned share, docs/corpus.md).
+
     python scripts/valence_ceiling.py --corpus data/corpus
 """
 
@@ -24,9 +29,14 @@ FLAGS = ("bright_timbre", "on_beat_only")
 GRADED_V2 = ("consonant_doubling", "dissonance")
 
 
-def features(row: dict, graded: bool) -> list[float]:
+def features(row: dict, graded: str, folder: Path) -> list[float]:
+    """The clip's recorded cues and arousal; graded: "" (none), "planned" (the manifest's shares) or "sounding" (its cue tracks)."""
     values = [float(row[name]) for name in NUMERIC] + [float(row[name] == "True") for name in FLAGS] + [float(row["arousal"])]
-    return values + ([float(row[name] or 0.0) for name in GRADED_V2] if graded else [])
+    if graded == "planned":
+        values += [float(row[name] or 0.0) for name in GRADED_V2]
+    elif graded == "sounding":
+        values += [float(share) for share in np.load(folder / row["cue_tracks"]).mean(axis=1)]  # one row per CUE_TRACKS name
+    return values
 
 
 def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) -> np.ndarray:
@@ -40,13 +50,17 @@ def main() -> None:
     args = parser.parse_args()
     rows = list(csv.DictReader(open(Path(args.corpus) / "manifest.csv")))
     has_graded = any(row.get("dissonance") for row in rows)
+    has_tracks = all(row.get("cue_tracks") for row in rows)
+    folder = Path(args.corpus)
     split = {name: [row for row in rows if row["split"] == name] for name in ("train", "test")}
     valence = {name: np.array([float(row["valence"]) for row in split[name]]) for name in split}
     major = {name: np.array([row["mode"] == "major" for row in split[name]]) for name in split}
     print(f"{args.corpus}: {len(split['train'])} train, {len(split['test'])} test clips")
-    for graded in (False, True) if has_graded else (False,):
-        x = {name: np.array([features(row, graded) for row in split[name]]) for name in split}
-        label = "with the v2 shares" if graded else "v1 cues"
+    kinds = [""] + (["planned"] if has_graded else []) + (["sounding"] if has_graded and has_tracks else [])
+    labels = {"": "v1 cues", "planned": "with the v2 shares as planned", "sounding": "with the shares as they sound (cue tracks)"}
+    for graded in kinds:
+        x = {name: np.array([features(row, graded, folder) for row in split[name]]) for name in split}
+        label = labels[graded]
         blind = fit_predict(x["train"], valence["train"], x["test"])
         given = np.zeros_like(valence["test"])
         for mode in (True, False):
