@@ -48,10 +48,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default="data/corpus")
     args = parser.parse_args()
-    rows = list(csv.DictReader(open(Path(args.corpus) / "manifest.csv")))
+    folder = Path(args.corpus)
+    rows = list(csv.DictReader(open(folder / "manifest.csv")))
     has_graded = any(row.get("dissonance") for row in rows)
     has_tracks = all(row.get("cue_tracks") for row in rows)
-    folder = Path(args.corpus)
     split = {name: [row for row in rows if row["split"] == name] for name in ("train", "test")}
     valence = {name: np.array([float(row["valence"]) for row in split[name]]) for name in split}
     major = {name: np.array([row["mode"] == "major" for row in split[name]]) for name in split}
