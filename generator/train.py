@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from moodmusic import checkpoints
-from moodmusic.mel import LOG_FLOOR
+from moodmusic.mel import LOG_FLOOR, N_MELS
 
 STAGE = "generator"
 
@@ -138,6 +138,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    if config.anchor_weight and not config.init:  # checked before the run folder and the corpus are touched
+        raise SystemExit("--anchor-weight holds the output of the --init generator: give --init too")
+    if config.anchor_weight and N_MELS % config.anchor_bands:
+        raise SystemExit(f"--anchor-bands must divide the {N_MELS} mel bands (e.g. 80, 16, 8, 4)")
     accelerator = Accelerator()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -155,10 +159,6 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         accelerator.print(f"starting from the generator in {starting_from}; the discriminator starts fresh")
     anchor = None
     if config.anchor_weight:
-        if not config.init:
-            raise SystemExit("--anchor-weight holds the output of the --init generator: give --init too")
-        if g_config.n_mels % config.anchor_bands:
-            raise SystemExit(f"--anchor-bands must divide the {g_config.n_mels} mel bands (e.g. 80, 16, 8, 4)")
         anchor = MelSliceGenerator(**asdict(g_config))
         checkpoints.load_weights(anchor, Path(config.init))
         anchor = anchor.to(accelerator.device).eval().requires_grad_(False)
