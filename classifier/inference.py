@@ -51,6 +51,8 @@ class WindowOutputs:
     valence_arousal: np.ndarray  # (W, 2)
     quadrant_probabilities: np.ndarray  # (W, 4)
     embeddings: np.ndarray  # (W, D)
+    mode_logits: np.ndarray  # (W,): > 0 major (0 without a mode head)
+    cue_shares: np.ndarray | None = None  # (W, cue tracks): the share of each window the cue head says each cue fills
 
     def combined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Weighted means over windows: (valence, arousal), quadrant probabilities, embedding."""
@@ -81,6 +83,8 @@ def read_windows(model: MoodCRNN, mel: torch.Tensor, tonal: torch.Tensor, window
         valence_arousal=torch.cat([o["valence_arousal"] for o in outputs]).double().numpy(),
         quadrant_probabilities=torch.cat([torch.softmax(o["quadrant_logits"], dim=1) for o in outputs]).double().numpy(),
         embeddings=torch.cat([o["embedding"] for o in outputs]).double().numpy(),
+        mode_logits=torch.cat([o["mode_logit"] for o in outputs]).double().numpy(),
+        cue_shares=torch.cat([torch.sigmoid(o["cue_logits"]).mean(dim=1) for o in outputs]).double().numpy() if "cue_logits" in outputs[0] else None,
     )
 
 

@@ -85,6 +85,26 @@ def cue_tracks(clip: ArrangedClip, seconds: float) -> np.ndarray:
     return tracks
 
 
+def note_rolls(clip: ArrangedClip, seconds: float) -> np.ndarray:
+    """(16 channels, 128 MIDI pitches, frames) bool on the log-mel's frames: where each note of the clip sounds, per
+    channel (so per instrument), as written (release and reverb not counted); the drum channel stays empty.
+
+    What a transcription of the clip would find; the cue tracks are the part of it a graded cue added."""
+    rolls = np.zeros((16, 128, frames_for_seconds(seconds)), dtype=bool)
+    started: dict[tuple[int, int], float] = {}
+    for time, message in sorted(clip.events, key=lambda event: event[0]):
+        if message.type not in ("note_on", "note_off") or message.channel == DRUM_CHANNEL:
+            continue
+        key = (message.channel, message.note)
+        if message.type == "note_on" and message.velocity > 0:
+            started[key] = time
+        elif key in started:
+            start = started.pop(key)
+            first, last = int(round(start * FRAMES_PER_SECOND)), int(round(min(time, seconds) * FRAMES_PER_SECOND))
+            rolls[message.channel, message.note, first : max(last, first + 1)] = True
+    return rolls
+
+
 def change_mode(pitches: np.ndarray, key: Key, mode: str) -> np.ndarray:
     """Move the third and sixth (and the seventh, major-ward) to the parallel mode of `key`."""
     if key.mode == mode:

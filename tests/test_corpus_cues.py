@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from corpus.cues import perform
-from corpus.render import MELODY_CHANNEL, PULSE_CHANNEL, SCALES, EvenShare, arrange, beat_quarters, change_mode, cue_tracks, fit_register, third_above
+from corpus.render import MELODY_CHANNEL, PULSE_CHANNEL, SCALES, EvenShare, arrange, beat_quarters, change_mode, cue_tracks, fit_register, note_rolls, third_above
 from corpus.scores import Piece, excerpt
 from moodmusic.tonality import Key
 
@@ -123,6 +123,19 @@ def test_cue_tracks_mark_where_the_cue_notes_sound():
     negative = arrange(excerpt(piece, 0.0, 4.0 * performance.tempo_bpm / 60 * beat), beat, performance, 4.0, np.random.default_rng(3))
     tracks = cue_tracks(negative, 4.0)
     assert tracks[0].sum() == 0 and tracks[1].mean() > 0.5
+
+
+def test_note_rolls_hold_every_written_note_per_channel_and_contain_the_cue_notes():
+    clip, upper, _ = doubling_of("v3", 0, share=0.5)
+    rolls = note_rolls(clip, 4.0)
+    assert rolls.shape == (16, 128, 1 + int(4.0 * 22050) // 256) and rolls.dtype == bool
+    assert not rolls[9].any()  # drums are not notes
+    assert rolls[MELODY_CHANNEL].any() and set(np.flatnonzero(rolls[MELODY_CHANNEL].any(axis=1))) >= set(upper)
+    doubled = cue_tracks(clip, 4.0)[0].astype(bool)
+    assert (rolls[MELODY_CHANNEL].sum(axis=0)[doubled] >= 2).mean() > 0.9  # a doubled note sounds beside its melody note
+    started = [(time, message) for time, message in clip.events if message.type == "note_on" and message.velocity > 0 and message.channel != 9]
+    for time, message in started:
+        assert rolls[message.channel, message.note, min(int(round(time * 22050 / 256)), rolls.shape[2] - 1)]
 
 
 def test_change_mode_moves_third_and_sixth():

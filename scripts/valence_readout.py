@@ -1,0 +1,105 @@
+"""How close to the valence target a clip-level read-out of an ear gets, and what it would take to close the rest.
+
+The ear reads valence per ~3 s window and averages the windows. This script reads each clip once through the ear
+(`classifier.inference.read_windows`) and keeps, per clip: the averaged (valence, arousal), quadrant probabilities,
+major/minor logit and cue-head shares, and the spread of the windows' valence. A gradient-boosted regression (the
+read-out) learns valence from those on the train split; its settings are chosen on the val split from a small grid,
+and the test split is scored with the chosen one. Then the same with more per-clip facts beside the ear's:
+
+- the shares a note transcriber found (`scripts/note_transcriber.py shares`, one or more files, averaged),
+- the true share of frames whose top note has a third under it (a perfect transcription without instruments),
+- the same, counting only a third played by the top note's own instrument (a transcription that knew instruments),
+- the true shares of the cue tracks (a listener that finds every doubled and every clashing note).
+
+    python scripts/valence_readout.py --corpus data/corpus-v3 --checkpoint runs/s24/ear_v3_cue_e60/best \\
+        --shares runs/transcriber/shares.npz
+
+An experiment: the read-out is fitted on one corpus's clips, and is not part of the shipped ear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.ensemble import HistGradientBoostingRegressor
+from tqdm import tqdm
+
+import classifier
+from classifier.data import load_examples
+from corpus.loaders import load_any
+
+SPLITS = ("train", "val", "test")
+GRID = {"learning_rate": (0.03, 0.05, 0.1), "max_depth": (3, 4), "max_iter": (200, 400), "loss": ("absolute_error",)}
+
+
+def ear_features(model: classifier.MoodClassifier, clips: list) -> tuple[np.ndarray, np.ndarray]:
+    """(N, features) of each clip as the ear hears it, and (N,) the ear's own valence reading."""
+    rows, heard = [], []
+    for example in tqdm(load_examples(clips, progress=False, semitones=model.model.reads_semitones), desc="hearing", unit="clip", leave=False):
+        windows = model.read(torch.from_numpy(example.mel.astype(np.float32)), torch.from_numpy(example.tonal.astype(np.float32)))
+        weights = np.asarray(windows.weights, dtype=np.float64) / sum(windows.weights)
+        (valence, arousal), quadrant_probabilities, _ = windows.combined()
+        cues = weights @ windows.cue_shares if windows.cue_shares is not None else np.zeros(0)
+        window_valence = windows.valence_arousal[:, 0]
+        rows.append([valence, arousal, *quadrant_probabilities, weights @ windows.mode_logits, *cues, window_valence.std(), window_valence.min(), window_valence.max()])
+        heard.append(valence)
+    return np.array(rows), np.array(heard)
+
+
+def fit_read_out(features: dict[str, np.ndarray], valence: dict[str, np.ndarray]) -> tuple[float, float, dict]:
+    """Fit on train for each setting of GRID, choose by val MAE; returns (val MAE, test MAE, the setting)."""
+    best = None
+    for values in itertools.product(*GRID.values()):
+        setting = dict(zip(GRID, values))
+        model = HistGradientBoostingRegressor(random_state=0, **setting).fit(features["train"], valence["train"])
+        val = float(np.abs(model.predict(features["val"]) - valence["val"]).mean())
+        if best is None or val < best[0]:
+            best = (val, float(np.abs(model.predict(features["test"]) - valence["test"]).mean()), setting)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", default="data/corpus-v3")
+    parser.add_argument("--checkpoint", default=None, help="classifier folder (default: the shipped one)")
+    parser.add_argument("--shares", nargs="*", default=[], help="files from `scripts/note_transcriber.py shares` on the same corpus")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    model = classifier.load(args.checkpoint)
+    clips = load_any(Path(args.corpus))
+    by_split = {split: [c for c in clips if c.split == split] for split in SPLITS}
+    valence = {split: np.array([c.valence for c in by_split[split]]) for split in SPLITS}
+    ear, heard = {}, {}
+    for split in SPLITS:
+        ear[split], heard[split] = ear_features(model, by_split[split])
+    print(f"ear {model.version} on {args.corpus}")
+    print("| the read-out learns valence from | val valence MAE | test valence MAE | setting chosen on val |")
+    print("|---|---|---|---|")
+    print(f"| (no read-out: the ear's own reading) | {np.abs(heard['val'] - valence['val']).mean():.4f} | {np.abs(heard['test'] - valence['test']).mean():.4f} | |")
+
+    def report(name: str, extra: dict[str, np.ndarray] | None) -> None:
+        features = {split: ear[split] if extra is None else np.hstack([ear[split], extra[split]]) for split in SPLITS}
+        val, test, setting = fit_read_out(features, valence)
+        print(f"| {name} | {val:.4f} | {test:.4f} | {', '.join(f'{k} {v}' for k, v in setting.items())} |", flush=True)
+
+    report("the ear's outputs, per clip", None)
+    if not args.shares:
+        return
+    loaded = [np.load(path) for path in args.shares]
+    for shares in loaded:
+        for split in SPLITS:
+            if list(shares[f"{split}_ids"]) != [c.audio.stem for c in by_split[split]]:
+                raise SystemExit(f"{args.shares}: its {split} clips are not this corpus's, in this order")
+    report(f"... and the transcriber's shares ({len(loaded)} model{'s' if len(loaded) > 1 else ''}, averaged)", {s: np.mean([x[s] for x in loaded], axis=0) for s in SPLITS})
+    truth = {split: loaded[0][f"{split}_true"] for split in SPLITS}  # third under the top note, same instrument, doubling, clash
+    report("... and the true share of a third under the top note (every note known, no instruments)", {s: truth[s][:, :1] for s in SPLITS})
+    report("... and the same, played by the top note's own instrument", {s: truth[s][:, 1:2] for s in SPLITS})
+    report("... and the true doubling and clash shares (cue tracks)", {s: truth[s][:, 2:] for s in SPLITS})
+
+
+if __name__ == "__main__":
+    main()
