@@ -199,12 +199,16 @@ def shares(args: argparse.Namespace) -> None:
         out[f"{split}_true"] = np.stack([targets[:, 0].mean(dim=1).numpy(), same_instrument, *targets[:, 1:].mean(dim=2).numpy().T], axis=1)
         out[f"{split}_ids"] = np.array([clip_id(c) for c in split_clips])
         positive = np.array([c.valence >= 0 for c in split_clips])
+
+        def ranked(found_share: np.ndarray, true_share: np.ndarray) -> str:  # a corpus without textures has no cue notes to rank
+            return f"{spearmanr(found_share, true_share)[0]:.2f}" if np.ptp(true_share) > 0 else "n/a (none marked)"
+
         print(
             f"{split}: note F1 {2 * hits / (2 * hits + false + missed):.3f}; on positive clips, Spearman against the truth: "
             f"third under the top note (head) {spearmanr(found[positive, 0], out[f'{split}_true'][positive, 0])[0]:.2f}, "
             f"(from the transcribed notes) {spearmanr(found[positive, 3], out[f'{split}_true'][positive, 0])[0]:.2f}, "
-            f"doubling {spearmanr(found[positive, 1], out[f'{split}_true'][positive, 2])[0]:.2f}; "
-            f"on negative clips, clash {spearmanr(found[~positive, 2], out[f'{split}_true'][~positive, 3])[0]:.2f}"
+            f"doubling {ranked(found[positive, 1], out[f'{split}_true'][positive, 2])}; "
+            f"on negative clips, clash {ranked(found[~positive, 2], out[f'{split}_true'][~positive, 3])}"
         )
     np.savez(args.out, **out)
 

@@ -26,3 +26,29 @@ def test_stream_script_plays_concurrent_streams_through_the_server(tmp_path):
     summary = run_script("stream_load.py", "--streams", "2", "--seconds", "3", tmp_path=tmp_path)
     assert summary["streams"] == 2 and summary["sequence_gaps"] == 0 and summary["underruns"] == 0
     assert all(s["seconds"] >= 3 for s in summary["per_stream"]) and summary["server_rss_mb"]["peak"] > 0
+
+
+def load_script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_note_transcriber_counts_a_third_under_the_top_note_and_only_the_same_instruments_one():
+    import numpy as np
+    import torch
+
+    transcriber = load_script("note_transcriber")
+    roll = np.zeros((16, 72, 4), dtype=bool)
+    roll[0, 40, :] = True  # the melody's top note in every frame
+    roll[0, 36, 0] = True  # frame 0: a major third under it, same instrument
+    roll[1, 37, 1] = True  # frame 1: a minor third under it, another instrument
+    roll[1, 38, 2] = True  # frame 2: a second under it: no third
+    assert transcriber.third_under_top(torch.from_numpy(roll.any(axis=0))[None]).tolist() == [[1.0, 1.0, 0.0, 0.0]]
+    assert transcriber.same_instrument_third_share(roll) == 0.25
+    model = transcriber.NoteTranscriber(channels=4)
+    notes, frames = model(torch.rand(2, 72, 40))
+    assert notes.shape == (2, 72, 40) and frames.shape == (2, len(transcriber.FRAME_HEADS), 40)
