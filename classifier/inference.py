@@ -54,11 +54,14 @@ class WindowOutputs:
     mode_logits: np.ndarray  # (W,): > 0 major (0 without a mode head)
     cue_shares: np.ndarray | None = None  # (W, cue tracks): the share of each window the cue head says each cue fills
 
+    def mean(self, per_window: np.ndarray) -> np.ndarray:
+        """The whole clip's value of a per-window reading (W, ...): the mean weighted by the frames each window adds."""
+        weights = np.asarray(self.weights, dtype=np.float64)
+        return (weights / weights.sum()) @ per_window
+
     def combined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Weighted means over windows: (valence, arousal), quadrant probabilities, embedding."""
-        weights = np.asarray(self.weights, dtype=np.float64)
-        weights /= weights.sum()
-        return weights @ self.valence_arousal, weights @ self.quadrant_probabilities, weights @ self.embeddings
+        return self.mean(self.valence_arousal), self.mean(self.quadrant_probabilities), self.mean(self.embeddings)
 
 
 @torch.inference_mode()

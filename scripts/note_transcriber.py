@@ -89,41 +89,45 @@ def third_under_top(roll: torch.Tensor) -> torch.Tensor:
     return ((sounds(3) | sounds(4)) & (top >= 0)).float()
 
 
-def _rolls_of_task(arguments: tuple) -> list[tuple[str, np.ndarray]]:
+def _notes_of_task(arguments: tuple) -> list[tuple[str, np.ndarray, float]]:
     from corpus.build import BuildConfig, arrange_task
     from corpus.render import note_rolls
 
     task, config_dict = arguments
     config = BuildConfig(**config_dict)
     rows, arranged = arrange_task(task, config)
-    return [(row["id"], note_rolls(clip, config.seconds)) for row, clip in zip(rows, arranged)]
+    notes = []
+    for row, clip in zip(rows, arranged):
+        rolls = note_rolls(clip, config.seconds)[:, LOWEST_MIDI : HIGHEST_MIDI + 1]
+        notes.append((row["id"], rolls.any(axis=0), same_instrument_third_share(rolls)))  # per channel only for the share: 16x the memory
+    return notes
 
 
-def corpus_rolls(folder: Path, workers: int = 2) -> dict[str, np.ndarray]:
-    """clip id -> (16, 72, frames) bool: every clip's notes per channel on C2..B7, re-arranged from the recorded plan."""
+def corpus_notes(folder: Path, workers: int = 2) -> dict[str, tuple[np.ndarray, float]]:
+    """clip id -> (its notes on C2..B7, (72, frames) bool; its same-instrument third share), re-arranged from the recorded plan."""
     from dataclasses import asdict
 
     from corpus.build import BuildConfig, plan
 
     config = BuildConfig(**{**json.loads((folder / "build.json").read_text()), "out": str(folder)})
-    rolls = {}
+    notes = {}
     with ProcessPoolExecutor(max_workers=workers) as pool:
         tasks = [(task, asdict(config)) for task in plan(config)]
-        for result in tqdm(pool.map(_rolls_of_task, tasks, chunksize=4), total=len(tasks), desc="arranging", unit="piece"):
-            rolls.update({clip_id: roll[:, LOWEST_MIDI : HIGHEST_MIDI + 1] for clip_id, roll in result})
-    return rolls
+        for result in tqdm(pool.map(_notes_of_task, tasks, chunksize=4), total=len(tasks), desc="arranging", unit="piece"):
+            notes.update({clip_id: (roll, share) for clip_id, roll, share in result})
+    return notes
 
 
 def clip_id(clip: LabelledClip) -> str:
     return clip.audio.stem
 
 
-def split_tensors(clips: list[LabelledClip], rolls: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def split_tensors(clips: list[LabelledClip], notes_of: dict[str, tuple[np.ndarray, float]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Semitone levels (N, 72, T), notes (N, 72, T) and frame targets (N, 3, T) of one split's clips."""
     examples = load_examples(clips, progress=False, semitones=True)
     frames = min(example.tonal.shape[1] for example in examples)
     levels = torch.from_numpy(np.stack([example.tonal[N_CHROMA:, :frames] for example in examples]).astype(np.float32))
-    notes = torch.from_numpy(np.stack([rolls[clip_id(clip)].any(axis=0)[:, :frames] for clip in clips]))
+    notes = torch.from_numpy(np.stack([notes_of[clip_id(clip)][0][:, :frames] for clip in clips]))
     cues = torch.from_numpy(np.stack([example.cue_tracks[:, :frames] for example in examples]).astype(np.float32))
     return levels, notes.float(), torch.cat([third_under_top(notes).unsqueeze(1), cues], dim=1)
 
@@ -131,8 +135,8 @@ def split_tensors(clips: list[LabelledClip], rolls: dict[str, np.ndarray]) -> tu
 def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     clips = load_any(Path(args.corpus))
-    rolls = corpus_rolls(Path(args.corpus))
-    train_set, val_set = (split_tensors([c for c in clips if c.split == split], rolls) for split in ("train", "val"))
+    notes_of = corpus_notes(Path(args.corpus))
+    train_set, val_set = (split_tensors([c for c in clips if c.split == split], notes_of) for split in ("train", "val"))
     model = NoteTranscriber()
     optimizer = torch.optim.AdamW(model.parameters(), args.learning_rate, weight_decay=1e-4)
     steps = len(train_set[0]) // args.batch
@@ -181,11 +185,11 @@ def shares(args: argparse.Namespace) -> None:
     model.load_state_dict(load_file(str(Path(args.checkpoint) / "model.safetensors")))
     model.eval()
     clips = load_any(Path(args.corpus))
-    rolls = corpus_rolls(Path(args.corpus))
+    notes_of = corpus_notes(Path(args.corpus))
     out = {}
     for split in SPLITS:
         split_clips = [c for c in clips if c.split == split]
-        levels, true_notes, targets = split_tensors(split_clips, rolls)
+        levels, true_notes, targets = split_tensors(split_clips, notes_of)
         found, hits, false, missed = [], 0, 0, 0
         with torch.inference_mode():
             for i in range(0, len(levels), 50):
@@ -194,7 +198,7 @@ def shares(args: argparse.Namespace) -> None:
                 hits, false, missed = hits + (heard & truth).sum().item(), false + (heard & ~truth).sum().item(), missed + (~heard & truth).sum().item()
                 found.append(torch.cat([torch.sigmoid(frames).mean(dim=2), third_under_top(heard).mean(dim=1, keepdim=True)], dim=1).numpy())
         found = np.concatenate(found)
-        same_instrument = np.array([same_instrument_third_share(rolls[clip_id(c)]) for c in split_clips])
+        same_instrument = np.array([notes_of[clip_id(c)][1] for c in split_clips])
         out[split] = found
         out[f"{split}_true"] = np.stack([targets[:, 0].mean(dim=1).numpy(), same_instrument, *targets[:, 1:].mean(dim=2).numpy().T], axis=1)
         out[f"{split}_ids"] = np.array([clip_id(c) for c in split_clips])

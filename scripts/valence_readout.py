@@ -44,11 +44,10 @@ def ear_features(model: classifier.MoodClassifier, clips: list) -> tuple[np.ndar
     rows, heard = [], []
     for example in tqdm(load_examples(clips, progress=False, semitones=model.model.reads_semitones), desc="hearing", unit="clip", leave=False):
         windows = model.read(torch.from_numpy(example.mel.astype(np.float32)), torch.from_numpy(example.tonal.astype(np.float32)))
-        weights = np.asarray(windows.weights, dtype=np.float64) / sum(windows.weights)
         (valence, arousal), quadrant_probabilities, _ = windows.combined()
-        cues = weights @ windows.cue_shares if windows.cue_shares is not None else np.zeros(0)
+        cues = windows.mean(windows.cue_shares) if windows.cue_shares is not None else np.zeros(0)
         window_valence = windows.valence_arousal[:, 0]
-        rows.append([valence, arousal, *quadrant_probabilities, weights @ windows.mode_logits, *cues, window_valence.std(), window_valence.min(), window_valence.max()])
+        rows.append([valence, arousal, *quadrant_probabilities, windows.mean(windows.mode_logits), *cues, window_valence.std(), window_valence.min(), window_valence.max()])
         heard.append(valence)
     return np.array(rows), np.array(heard)
 
