@@ -54,6 +54,7 @@ class Analysis:
     timeline: list[TimelineWindow] = field(default_factory=list)
     embedding: list[float] = field(default_factory=list)  # for Fréchet distances
     duration: float = 0.0  # seconds of audio analysed
+    loudness_lufs: float | None = None  # BS.1770 integrated loudness of the input as it came (None: silent or not measured)
 
     @property
     def quadrant(self) -> str:
@@ -75,6 +76,7 @@ class Analysis:
             timeline=[TimelineWindow(**reading(w), start=w["start"], end=w["end"]) for w in data.get("timeline", [])],
             embedding=list(data.get("embedding", [])),
             duration=float(data.get("duration", 0.0)),
+            loudness_lufs=data.get("loudness_lufs"),
         )
 
 

@@ -22,6 +22,7 @@ from classifier.features import N_CHROMA, context_profile, tonal_features
 from corpus.cues import CUE_TRACKS
 from corpus.loaders import LabelledClip
 from moodmusic.audio import load_audio
+from moodmusic.mastering import normalise_loudness
 from moodmusic.mel import LOG_FLOOR, N_MELS, log_mel
 from moodmusic.mood import quadrant_index
 
@@ -41,12 +42,19 @@ class Example:
     cue_tracks: np.ndarray | None = None  # uint8 (2, T) where the graded valence cues sound, if the data knows
 
 
-def load_examples(clips: list[LabelledClip], progress: bool = True, desc: str = "loading", semitones: bool = False) -> list[Example]:
-    """The clips' log-mels and tonal features; `semitones` for a classifier with a pitch branch."""
+def load_examples(
+    clips: list[LabelledClip], progress: bool = True, desc: str = "loading", semitones: bool = False, input_lufs: float | None = None
+) -> list[Example]:
+    """The clips' log-mels and tonal features; `semitones` for a classifier with a pitch branch; `input_lufs`
+    for one whose front end brings every input to that loudness (the features are then computed from the
+    normalised audio, as `analyze()` computes them)."""
     examples = []
     for clip in tqdm(clips, desc=desc, disable=not progress, unit="clip"):
-        samples = torch.from_numpy(load_audio(clip.audio, max_seconds=MAX_SECONDS_PER_FILE))
-        if clip.mel is not None and clip.mel.exists():
+        samples = load_audio(clip.audio, max_seconds=MAX_SECONDS_PER_FILE)
+        if input_lufs is not None:
+            samples = normalise_loudness(samples, input_lufs)
+        samples = torch.from_numpy(samples)
+        if clip.mel is not None and clip.mel.exists() and input_lufs is None:
             mel = np.load(clip.mel)
         else:
             mel = log_mel(samples).numpy().astype(np.float16)

@@ -26,7 +26,7 @@ def evaluate_split(classifier, corpus: Path, split: str = "test") -> tuple[dict,
     from corpus.loaders import load_any
 
     clips = [c for c in load_any(corpus) if c.split == split]
-    examples = load_examples(clips, desc=f"loading {corpus.name}", semitones=classifier.model.reads_semitones)
+    examples = load_examples(clips, desc=f"loading {corpus.name}", semitones=classifier.model.reads_semitones, input_lufs=classifier.config.input_lufs)
     predictions = predict_examples(classifier, examples)
     return score(examples, predictions), predictions, examples
 

@@ -6,6 +6,7 @@ so a clip is always judged the same way.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from classifier.features import context_profile, tonal_features
 from classifier.model import ClassifierConfig, MoodCRNN
 from moodmusic import checkpoints
 from moodmusic.audio import AudioDecodeError, load_audio
+from moodmusic.mastering import integrated_loudness, normalise_loudness
 from moodmusic.mel import FRAMES_PER_SECOND, LOG_FLOOR, SAMPLE_RATE, log_mel
 from moodmusic.mood import QUADRANTS
 
@@ -132,8 +134,12 @@ class MoodClassifier:
         samples = audio if isinstance(audio, np.ndarray) else load_audio(audio)
         if samples.size == 0:
             raise AudioDecodeError("the audio holds no samples")
-        samples = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-        return self.analyze_features(log_mel(samples), self.tonal_features(samples), duration=samples.numel() / SAMPLE_RATE)
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        loudness = integrated_loudness(samples)
+        samples = torch.from_numpy(normalise_loudness(samples, self.config.input_lufs, loudness))
+        analysis = self.analyze_features(log_mel(samples), self.tonal_features(samples), duration=samples.numel() / SAMPLE_RATE)
+        analysis.loudness_lufs = loudness if math.isfinite(loudness) else None
+        return analysis
 
 
 def build_model(config: ClassifierConfig) -> MoodCRNN:

@@ -54,6 +54,9 @@ class ClassifierConfig:
     context_frames: int = 258  # 3 s each side of a window feed the mode head
     pitch_channels: int = 0  # the semitone branch; 0 (no branch) in classifiers trained before it
     cue_tracks: int = 0  # outputs of the cue head (corpus.cues.CUE_TRACKS); 0 (no head) in classifiers trained before it
+    # The front end: every input is brought to this BS.1770 loudness (LUFS) before its features, so the
+    # model cannot read the mood off the playback level (None: inputs as they come, classifiers before it).
+    input_lufs: float | None = None
 
 
 class ConvBlock(nn.Sequential):
@@ -141,8 +144,10 @@ class MoodCRNN(nn.Module):
         context_frames: int = 258,
         pitch_channels: int = 0,
         cue_tracks: int = 0,
+        input_lufs: float | None = None,
     ):
         super().__init__()
+        self.input_lufs = input_lufs  # read by the front end (classifier.inference, classifier.data), not by forward
         self.register_buffer("mel_mean", torch.tensor(float(mel_mean)))
         self.register_buffer("mel_std", torch.tensor(float(mel_std)))
         blocks, previous = [], 1

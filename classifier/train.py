@@ -44,6 +44,9 @@ class TrainConfig:
     augment: bool = True
     threads: int = 2
     init: str = ""  # a classifier folder to start from: its weights, architecture and mel statistics
+    # The front end's input loudness (LUFS): every clip is brought to it before its features, in training
+    # and in analyze(), so the level carries no mood. None: inputs as they come (or as the --init model has it).
+    input_lufs: float | None = None
     export: bool = False
 
 
@@ -70,6 +73,9 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     initial = ClassifierConfig(**checkpoints.load_config(Path(config.init))) if config.init else None
     if initial is not None:  # the features and crops the starting model reads
         config = dataclasses.replace(config, pitch_channels=initial.pitch_channels, window_frames=initial.window_frames)
+        if config.input_lufs is None:
+            config = dataclasses.replace(config, input_lufs=initial.input_lufs)
+        initial = dataclasses.replace(initial, input_lufs=config.input_lufs)  # a fine-tune may move to a level-invariant front end
         if config.cue_weight > 0 and not initial.cue_tracks:
             raise SystemExit(f"--cue-weight needs a model with a cue head; {config.init} has none (train one from scratch with --cue-weight)")
     sources = [(source, False) for source in config.data] + [(source, True) for source in config.sign_only_data]
@@ -79,7 +85,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         # Epochs are chosen, and the model scored, only on clips whose whole label the audio carries,
         # so sign-only data is not even loaded outside the train split.
         split = [(clip, sign_only) for clip, sign_only in clips if clip.split == name and (name == "train" or not sign_only)]
-        loaded = load_examples([clip for clip, _ in split], progress, desc=f"loading {name}", semitones=config.pitch_channels > 0)
+        loaded = load_examples([clip for clip, _ in split], progress, desc=f"loading {name}", semitones=config.pitch_channels > 0, input_lufs=config.input_lufs)
         examples[name] = [dataclasses.replace(example, valence_sign_only=sign_only) for example, (_, sign_only) in zip(loaded, split)]
     if not examples["train"]:
         raise SystemExit(f"{', '.join(config.data)}: no clips in the train split")
@@ -93,7 +99,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         mean, std = mel_statistics(examples["train"])
         model_config = ClassifierConfig(
             mel_mean=mean, mel_std=std, window_frames=config.window_frames, pitch_channels=config.pitch_channels,
-            cue_tracks=len(CUE_TRACKS) if config.cue_weight > 0 else 0,
+            cue_tracks=len(CUE_TRACKS) if config.cue_weight > 0 else 0, input_lufs=config.input_lufs,
         )  # fmt: skip
         model = build_model(model_config)
     dataset = CropDataset(examples["train"], config.window_frames, AugmentConfig() if config.augment else None, config.seed, model_config.context_frames)
@@ -235,13 +241,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--threads", type=int, default=defaults.threads, help="CPU threads for torch")
     parser.add_argument("--init", default="", help="start from this classifier folder (its weights, architecture and mel statistics), e.g. checkpoints/classifier")
+    parser.add_argument("--input-lufs", type=float, default=None,
+                        help="bring every input to this loudness (LUFS) before its features, so the level carries no mood (e.g. -30)")
     parser.add_argument("--export", action="store_true", help="write the best model to checkpoints/classifier and the manifest")
 
 
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=tuple(args.data), sign_only_data=tuple(args.sign_only_data), scale=args.scale, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, pitch_channels=args.pitch_channels, cue_weight=args.cue_weight, augment=not args.no_augment, threads=args.threads, init=args.init, export=args.export,
+        learning_rate=args.learning_rate, seed=args.seed, pitch_channels=args.pitch_channels, cue_weight=args.cue_weight, augment=not args.no_augment, threads=args.threads, init=args.init, input_lufs=args.input_lufs, export=args.export,
     )  # fmt: skip
     summary = train(config)
     print(json.dumps({k: v for k, v in summary.items() if k != "val"}, indent=2, default=str))

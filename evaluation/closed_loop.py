@@ -36,9 +36,9 @@ import numpy as np
 from evaluation.metrics import frechet_distance, mean_pairwise_l1, quadrant_confusion, spearman
 from moodmusic.mood import QUADRANTS, quadrant
 
-# Issue 4's acceptance, measured here: (key in the report, comparison, threshold, wording).
+# The closed loop's targets: (key in the report, comparison, threshold, wording).
 TARGETS = {
-    "quadrant_accuracy": (">=", 0.8, "the classifier hears the asked quadrant in >= 80% of clips"),
+    "quadrant_accuracy": (">=", 0.8, "the classifier hears the asked quadrant in >= 80% of clips, a clip failing a level gate counted as a miss"),
     "valence_mae": ("<=", 0.3, "valence MAE <= 0.3"),
     "arousal_mae": ("<=", 0.3, "arousal MAE <= 0.3"),
     "arousal_spearman": (">=", 0.7, "Spearman(asked, heard arousal) >= 0.7"),
@@ -46,6 +46,14 @@ TARGETS = {
     "diversity_ratio": (">=", 0.5, "seed diversity >= half the real same-quadrant diversity"),
     "frechet_margin": (">", 0.0, "Fréchet distance: generated beats shuffled slices"),
 }
+# The acoustic judge's targets: no model of ours, so the classifier cannot grade its own homework.
+ACOUSTIC_TARGETS = {
+    "key_mode_agreement": (">=", 0.75, "key mode (Krumhansl) agrees with the sign of the asked valence in >= 75% of clips"),
+    "onset_rate_arousal_spearman": (">=", 0.6, "Spearman(asked arousal, onset rate) >= 0.6"),
+}
+# Level gates a judge cannot overrule: a clip failing one is a miss whatever the classifier hears
+# (moodmusic.mastering: floor -30 LUFS, no 1 s below -60 dBFS, true peak <= -1 dBTP).
+GATES = ("floor", "dead_air", "true_peak")
 ACOUSTIC_NUMBERS = ("tempo_bpm", "onset_rate", "rms_db", "centroid_hz", "major")
 DIVERSITY_MAX_PAIRS = 2000  # real same-quadrant pairs sampled per quadrant (there are ~20k in the full test split)
 
@@ -141,9 +149,20 @@ def render(vocoder, mels, batch: int) -> np.ndarray:
     return np.concatenate([vocoder.render(mels[i : i + batch]).cpu().numpy() for i in range(0, len(mels), batch)]).astype(np.float32)
 
 
+def master_for_listening(audio: np.ndarray, arousal: float):
+    """(audio, LevelReport): the clip mastered as the chain masters it; audio that cannot be mastered
+    (silence) is kept as it came, and its report fails the gates."""
+    from moodmusic import mastering
+
+    try:
+        done = mastering.master(audio, arousal)
+    except mastering.MasteringError:
+        return audio, mastering.measure(audio, arousal=arousal)
+    return done.audio, mastering.report(done)
+
+
 def generate_and_listen(pipeline, config: ClosedLoopConfig) -> _Generated:
-    """Every mood x seed through generator (batched), vocoder (batched), classifier, narrator, acoustic judge."""
-    from moodmusic.audio import prevent_clipping
+    """Every mood x seed through generator (batched), vocoder (batched), mastering, classifier, narrator, acoustic judge."""
     from narrator import names_mood, narrate
 
     jobs = [(mood, seed) for mood in config.moods() for seed in range(config.first_seed, config.first_seed + config.seeds)]
@@ -156,14 +175,16 @@ def generate_and_listen(pipeline, config: ClosedLoopConfig) -> _Generated:
             with _timed(out.timings, "vocoder_s"):
                 audios = render(pipeline.vocoder, mels, config.vocoder_batch)
             for ((valence, arousal), seed), mel, audio in zip(chunk, mels, audios):
-                audio = prevent_clipping(audio)
+                with _timed(out.timings, "mastering_s"):
+                    audio, level = master_for_listening(audio, arousal)
                 with _timed(out.timings, "classifier_s"):
                     analysis = pipeline.classifier.analyze(audio)
                 heard = analysis.overall
                 record = {
                     "valence": valence, "arousal": arousal, "seed": seed, "asked_quadrant": quadrant(valence, arousal),
                     "heard_valence": heard.valence, "heard_arousal": heard.arousal, "heard_quadrant": analysis.quadrant,
-                    "primary_mood": heard.primary_mood,
+                    "primary_mood": heard.primary_mood, "level": level.as_dict(),
+                    "gates_failed": [gate for gate in level.gates_failed if gate in GATES],
                 }  # fmt: skip
                 if config.narrate:
                     with _timed(out.timings, "narrator_s"):
@@ -280,10 +301,27 @@ def _mood_section(records: list[dict]) -> dict:
             for seed in np.unique(seeds[off_axis])
         }
     seed_accuracies = np.array(list(by_seed.values()), dtype=float)
+    gates: dict[str, Any] = {}
+    accuracy = confusion["accuracy"]
+    if all("gates_failed" in r for r in records):  # generated clips: a clip that fails a level gate is a miss
+        failed = np.array([bool(r["gates_failed"]) for r in records])
+        hits = np.array([r["heard_quadrant"] == r["asked_quadrant"] for r in records]) & ~failed
+        accuracy = float(hits[off_axis].mean()) if off_axis.any() else None
+        gates = {
+            "quadrant_accuracy_ungated": confusion["accuracy"],
+            "gates": {gate: int(sum(gate in r["gates_failed"] for r in records)) for gate in GATES},
+            "clips_failing_a_gate": int(failed.sum()),
+            "off_target": int(sum("target" in r["level"]["gates_failed"] for r in records)),
+            "loudness_lufs": _spread([r["level"]["loudness_lufs"] for r in records]),
+            "true_peak_dbtp_max": max((r["level"]["true_peak_dbtp"] for r in records if r["level"]["true_peak_dbtp"] is not None), default=None),
+            "loudness_error_lu_max": max((abs(r["level"]["loudness_lufs"] - r["level"]["target_lufs"]) for r in records
+                                          if r["level"]["loudness_lufs"] is not None), default=None),
+        }  # fmt: skip
     return {
         "clips": len(records),
         "off_axis_clips": int(off_axis.sum()),
-        "quadrant_accuracy": confusion["accuracy"],
+        "quadrant_accuracy": accuracy,
+        **gates,
         "quadrant_accuracy_all_points": quadrant_confusion(asked, heard)["accuracy"],
         "confusion": confusion,
         "quadrant_accuracy_by_seed": by_seed,
@@ -293,6 +331,11 @@ def _mood_section(records: list[dict]) -> dict:
         "valence_spearman": spearman(asked[:, 0], heard[:, 0]),
         "arousal_spearman": spearman(asked[:, 1], heard[:, 1]),
     }
+
+
+def _spread(values: list) -> dict | None:
+    values = [v for v in values if v is not None]
+    return {"min": float(min(values)), "median": float(np.median(values)), "max": float(max(values))} if values else None
 
 
 def acoustic_section(features: list[dict], valence, arousal) -> dict:
@@ -380,8 +423,17 @@ def _acceptance(report: dict) -> dict:
         "arousal_spearman": mood["arousal_spearman"], "valence_spearman": mood["valence_spearman"],
         "diversity_ratio": diversity["ratio"], "frechet_margin": realism.get("margin"),
     }  # fmt: skip
+    targets = dict(TARGETS)
+    acoustic = report.get("acoustic", {}).get("generated_vs_asked")
+    if acoustic is not None:
+        measured["key_mode_agreement"] = acoustic["mode_agreement"]
+        measured["onset_rate_arousal_spearman"] = acoustic["spearman"]["onset_rate"]["arousal"]
+        targets.update(ACOUSTIC_TARGETS)
+    if "clips_failing_a_gate" in mood:
+        measured["level_gates_passed"] = 1.0 - mood["clips_failing_a_gate"] / mood["clips"]
+        targets["level_gates_passed"] = (">=", 1.0, "every clip passes the level gates (>= -30 LUFS, no 1 s below -60 dBFS, <= -1 dBTP)")
     result = {}
-    for key, (comparison, threshold, wording) in TARGETS.items():
+    for key, (comparison, threshold, wording) in targets.items():
         value = measured[key]
         met = None if value is None else (value >= threshold if comparison == ">=" else value <= threshold if comparison == "<=" else value > threshold)
         result[key] = {"target": wording, "measured": value, "met": met}
@@ -536,20 +588,39 @@ def markdown(report: dict, command: str) -> str:
         "# Closed-loop evaluation",
         "",
         f"A grid of {config['grid']} x {config['grid']} moods over [-{config['extent']}, {config['extent']}]^2 x {config['seeds']} seeds "
-        f"({report['clips']} clips of {config['seconds']:g} s) went through generator -> vocoder -> classifier -> narrator. "
+        f"({report['clips']} clips of {config['seconds']:g} s) went through generator -> vocoder -> mastering -> classifier -> narrator. "
         f"Versions: {versions}.",
         "",
         f"Measured with `{command}` on {report['date']} ({report['machine']['cpus']} CPUs, {report['machine']['torch_threads']} torch threads), "
         f"in {timings['total_s']:.0f} s. All numbers: `{images.get('json', 'evaluation.json')}`.",
         "",
-        "## Acceptance (issue 4)",
+        "## Acceptance",
         "",
         "| criterion | measured | met |",
         "|---|---|---|",
     ]
     for key, row in report["acceptance"].items():
-        percent = key == "quadrant_accuracy"
+        percent = key in ("quadrant_accuracy", "key_mode_agreement", "level_gates_passed")
         lines.append(f"| {row['target']} | {_number(row['measured'], percent=percent)} | {_met(row['met'])} |")
+    if "gates" in mood:
+        loudness = mood["loudness_lufs"] or {}
+        lines += [
+            "",
+            "## Level gates (moodmusic.mastering)",
+            "",
+            "Every clip is mastered as the chain masters it (loudness -19 + 4 x arousal LUFS, true peak <= -1 dBTP) before the classifier",
+            "hears it. A clip below -30 LUFS, with a 1-second stretch below -60 dBFS, or above -1 dBTP is a miss whatever the classifier hears.",
+            "",
+            "| gate | clips failing |",
+            "|---|---|",
+            *[f"| {gate} | {count} |" for gate, count in mood["gates"].items()],
+            f"| any | {mood['clips_failing_a_gate']} of {mood['clips']} |",
+            "",
+            f"Loudness {_number(loudness.get('min'), 1)} to {_number(loudness.get('max'), 1)} LUFS (median {_number(loudness.get('median'), 1)}); "
+            f"largest distance from the clip's target {_number(mood['loudness_error_lu_max'], 2)} LU ({mood['off_target']} clips off by more than 2 LU); "
+            f"highest true peak {_number(mood['true_peak_dbtp_max'], 2)} dBTP. Quadrant accuracy without the gates: "
+            f"{_number(mood['quadrant_accuracy_ungated'], percent=True)}.",
+        ]
     lines += [
         "",
         "## Does the clip carry the mood asked for?",

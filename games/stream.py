@@ -8,7 +8,9 @@
 The generator writes 32-frame slices (0.37 s) from the mood of the moment; the vocoder's
 StreamRenderer turns them into audio whose joins are the samples a one-shot rendering would give
 (vocoder/streaming.py), so chunk boundaries cannot click. Chunks have a fixed size (0.5 s by
-default) and carry the mood of the newest slice that went into them.
+default) and carry the mood of the newest slice that went into them. Every chunk is mastered
+(`moodmusic.mastering.StreamMaster`): its short-term loudness follows the target of the mood of the
+moment, with a gain that glides (no step at a join) and a limiter that keeps its state from chunk to chunk.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from moodmusic.mastering import StreamMaster
 from moodmusic.mel import SAMPLE_RATE
 from moodmusic.mood import resolve
 
@@ -53,6 +56,7 @@ class LiveStream:
         self.renderer = chain.vocoder.stream()
         self.chunk_samples = round(chunk_seconds * SAMPLE_RATE)
         self._pending = np.zeros(0, dtype=np.float32)
+        self.master = StreamMaster()
         self._sequence = 0
         self._lock = threading.Lock()  # a server changes the mood from one thread while another generates
 
@@ -71,6 +75,7 @@ class LiveStream:
             audio = self.renderer.push(mel).cpu().numpy().astype(np.float32)
             self._pending = np.concatenate([self._pending, audio])
         piece, self._pending = self._pending[: self.chunk_samples], self._pending[self.chunk_samples :]
+        piece = self.master.process(piece, self.session.arousal)
         chunk = Chunk(
             sequence=self._sequence, pcm=to_pcm16(piece), samples=piece.size,
             start_s=self._sequence * self.chunk_samples / SAMPLE_RATE, valence=self.session.valence, arousal=self.session.arousal,

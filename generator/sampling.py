@@ -31,6 +31,7 @@ from moodmusic.mood import Mood, MoodError, resolve
 from generator.model import GeneratorConfig, MelSliceGenerator
 
 LATENT_PERSISTENCE = 0.9
+WARMUP_AROUSAL = 0.0  # a clip's dropped warm start is written at least this aroused (Session._warm_up)
 NEUTRAL_CHOICES = ("any", "ambiguous")  # Guidance.neutral
 MIN_SECONDS, MAX_SECONDS = 1.0, 120.0
 
@@ -78,11 +79,64 @@ def emphasised(valence: float, arousal: float, valence_scale: float) -> tuple[fl
     return max(-1.0, min(1.0, valence_scale * valence)), arousal
 
 
+@dataclass(frozen=True)
+class Liveness:
+    """Keeps a clip alive: a slice that falls silent or blows up is drawn again with fresh noise.
+
+    Why (measured, docs/generator.md): the corpus holds stretches of digital silence (4% of clips, most of
+    them calm or sad, up to 6 s), and every training clip starts from a silent context, so the generator
+    learned that silence goes on: asked for "sad" from a silent start it writes silence again 94-96% of
+    the time, and once silent a clip stays so for about 25 slices (9 s). It also writes, rarely, a slice
+    far louder than any music it saw (log-mel up to 11 against the corpus's 1.05): peak normalisation
+    then pushed the rest of the clip 70 dB down, into what sounded like silence.
+
+    So every slice is checked as it is written: its level (10 log10 of the mel power, summed over bands,
+    averaged over frames) must lie in [`quiet_db`, `loud_db`], the range of the corpus's music (its
+    quietest 5% of slices of sad music sit near -42 dB, its loudest at +11 dB; digital silence is -81 dB).
+    A slice outside it is written again from the same context and mood, with the walk's next noise, up to
+    `retries` times; the draw closest to the range is kept. Whatever is kept is capped at `ceiling`
+    (log-mel), a little above the loudest bin of the corpus. Draws come from the clip's own random stream,
+    so a seed still fixes the mel. A slice inside the range costs nothing more.
+    """
+
+    quiet_db: float = -45.0
+    loud_db: float = 14.0
+    ceiling: float = 2.5
+    retries: int = 12
+
+    @staticmethod
+    def level_db(slices: torch.Tensor) -> torch.Tensor:
+        """(B, 80, S) log-mel -> (B,) level in dB (mel power summed over bands, averaged over frames)."""
+        return 10.0 * torch.log10(torch.exp(2.0 * slices.float()).sum(dim=1).mean(dim=1))
+
+    def distance(self, slices: torch.Tensor) -> torch.Tensor:
+        """How far (dB) each slice's level lies outside [quiet_db, loud_db]; 0 inside."""
+        level = self.level_db(slices)
+        return torch.clamp(self.quiet_db - level, min=0.0) + torch.clamp(level - self.loud_db, min=0.0)
+
+    def write(self, model, context: torch.Tensor, mood: torch.Tensor, noise: tuple[torch.Tensor, torch.Tensor], redraws: list) -> torch.Tensor:
+        """The model's slices for these rows, each rejected row redrawn with `redraws[row]()` -> (latent, frame noise)."""
+        out = model(context, mood, *noise)
+        distance = self.distance(out)
+        for _ in range(self.retries):
+            bad = torch.nonzero(distance > 0).flatten().tolist()
+            if not bad:
+                break
+            latents, noises = zip(*(redraws[row]() for row in bad))
+            again = model(context[bad], mood[bad], torch.cat(latents), torch.cat(noises))
+            again_distance = self.distance(again)
+            for position, row in enumerate(bad):
+                if again_distance[position] < distance[row]:
+                    out[row], distance[row] = again[position], again_distance[position]
+        return torch.clamp(out, max=self.ceiling)
+
+
 class Session:
     """One clip growing slice by slice: the generator's state between calls (for streams and clips)."""
 
     def __init__(
-        self, model: MelSliceGenerator, mood: MoodLike, seed: int, context: torch.Tensor | np.ndarray | None = None, valence_scale: float = 1.0
+        self, model: MelSliceGenerator, mood: MoodLike, seed: int, context: torch.Tensor | np.ndarray | None = None, valence_scale: float = 1.0,
+        warm_start: bool = True,
     ):
         self.model = model
         self.valence_scale = valence_scale  # Guidance.valence_scale: the condition is the asked valence times this, clipped
@@ -93,7 +147,26 @@ class Session:
         self._glide: tuple[float, float, float, float, float] | None = None  # from v, a, to v, a, frames left
         self.context = self._initial_context(context)
         self.latent = torch.randn(1, model.latent_dim, generator=self.rng)
+        self._previous_latent = self.latent
         self.frames_written = 0
+        self.liveness = Liveness()
+        if context is None and warm_start:
+            self._warm_up()
+
+    @torch.inference_mode()
+    def _warm_up(self) -> None:
+        """Fill the silent start context with music that is then dropped: a warm start.
+
+        From a silent context the generator answers a calm or sad mood with silence (98% of first slices
+        at arousal -0.7, 2% at arousal 0: docs/generator.md), so the context is first written at the
+        asked valence and an arousal of at least WARMUP_AROUSAL; the clip proper then starts from music
+        and settles at its own mood within a slice or two.
+        """
+        valence, arousal = emphasised(self.valence, max(self.arousal, WARMUP_AROUSAL), self.valence_scale)
+        mood = torch.tensor([[valence, arousal]], device=self.device)
+        for _ in range(math.ceil(self.model.context_frames / self.model.slice_frames)):
+            out = self.liveness.write(self.model, self.context, mood, self.draw_noise(), [self.redraw_noise])
+            self.context = torch.cat([self.context, out], dim=2)[..., -self.model.context_frames :]
 
     def _initial_context(self, context) -> torch.Tensor:
         frames = self.model.context_frames
@@ -129,10 +202,16 @@ class Session:
 
     def draw_noise(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This slice's latent (one step of the random walk) and frame noise, from the session's own seed."""
+        self._previous_latent = self.latent
         fresh = torch.randn(1, self.model.latent_dim, generator=self.rng)
         self.latent = LATENT_PERSISTENCE * self.latent + math.sqrt(1 - LATENT_PERSISTENCE**2) * fresh
         frame_noise = torch.randn(1, self.model.frame_noise_channels, self.model.context_frames + self.model.slice_frames, generator=self.rng)
         return self.latent.to(self.device), frame_noise.to(self.device)
+
+    def redraw_noise(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw this slice's noise again (the walk steps from the previous slice's latent), for a rejected slice."""
+        self.latent = self._previous_latent
+        return self.draw_noise()
 
     @torch.inference_mode()
     def next_slice(self) -> torch.Tensor:
@@ -140,7 +219,7 @@ class Session:
         self._advance_mood()
         latent, frame_noise = self.draw_noise()
         mood = torch.tensor([emphasised(self.valence, self.arousal, self.valence_scale)], device=self.device)
-        out = self.model(self.context, mood, latent, frame_noise)
+        out = self.liveness.write(self.model, self.context, mood, (latent, frame_noise), [self.redraw_noise])
         self.context = torch.cat([self.context, out], dim=2)[..., -self.model.context_frames :]
         self.frames_written += out.shape[-1]
         return out[0].cpu()
@@ -205,6 +284,7 @@ class MelGenerator:
         self.weights_version = version
         self.critic = critic  # generator.critic.ModeCritic, or None (then guidance is off)
         self.guidance = guidance
+        self.liveness = Liveness()
 
     @property
     def version(self) -> str:
@@ -255,7 +335,7 @@ class MelGenerator:
         # sessions[clip][k] holds candidate k's random stream; after each chunk every candidate of a clip
         # continues from the state of the one that was kept.
         sessions = [
-            [Session(self.model, (t.valence[0], t.arousal[0]), candidate_seed(s, k), c) for k in range(candidates)]
+            [Session(self.model, (t.valence[0], t.arousal[0]), candidate_seed(s, k), c, guidance.valence_scale, warm_start=k == 0) for k in range(candidates)]
             for t, s, c in zip(trajectories, seeds, contexts)
         ]  # fmt: skip
         total_frames = round(seconds * FRAMES_PER_SECOND)
@@ -309,7 +389,7 @@ class MelGenerator:
             centre = (index + 0.5) * self.slice_frames / FRAMES_PER_SECOND
             mood = torch.tensor([guidance.condition(*trajectories[clip].at(centre)) for clip, _ in rows], dtype=torch.float32, device=device)
             latents, noises = zip(*(sessions[clip][k].draw_noise() for clip, k in rows))
-            out = self.model(context, mood, torch.cat(latents), torch.cat(noises))
+            out = self.liveness.write(self.model, context, mood, (torch.cat(latents), torch.cat(noises)), [sessions[clip][k].redraw_noise for clip, k in rows])
             context = torch.cat([context, out], dim=2)[..., -self.model.context_frames :]
             pieces.append(out)
             if progress is not None:

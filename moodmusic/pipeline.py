@@ -12,6 +12,7 @@ stage's package does its own work; this module wires them, times them and names 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from moodmusic.audio import prevent_clipping
+from moodmusic import mastering
 from moodmusic.loops import best_loop
 from moodmusic.mel import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE
 from moodmusic.mood import Mood
@@ -32,6 +33,7 @@ LOOP_WARMUP_SECONDS = 1.5  # a loop must not start with the generator's cold sta
 LOOP_CROSSFADE_SECONDS = 0.5
 LOOP_SEARCH_SECONDS = 1.0  # span over which a loop's start point is chosen for a level seam (moodmusic.loops)
 STINGER_EVENTS = ("rise", "fall", "hit")
+STINGER_FADE_SECONDS = 0.05
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Clip:
     asked: Mood  # the mood asked for (a trajectory's mean when one was given)
     seconds: float
     seed: int
+    level: mastering.LevelReport | None = None  # loudness, true peak and dead air of the mastered audio
     analysis: Any = None  # classifier.Analysis when verified
     narration: Any = None  # narrator.Narration when narrated
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
@@ -76,7 +79,7 @@ def stinger_envelope(event: str, samples: int) -> np.ndarray:
         envelope = 1.0 - 0.75 * t
     else:
         envelope = np.exp(-3.0 * t)
-    fade = min(samples, int(0.05 * SAMPLE_RATE))
+    fade = min(samples, int(STINGER_FADE_SECONDS * SAMPLE_RATE))
     envelope[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
     return envelope.astype(np.float32)
 
@@ -110,7 +113,29 @@ class Pipeline:
         return clip
 
     def render(self, mel: torch.Tensor) -> np.ndarray:
-        return prevent_clipping(self.vocoder.render(mel).cpu().numpy().astype(np.float32))
+        """The vocoder's waveform for a (80, T) mel, float32 at the generator's own level (not mastered)."""
+        return self.vocoder.render(mel).cpu().numpy().astype(np.float32)
+
+    @staticmethod
+    def master(clip: Clip, arousal, *, loop: bool = False, tail_seconds: float = 0.0) -> Clip:
+        """Master the clip's audio in place (moodmusic.mastering): loudness from `arousal` (a number or a
+        function of time), true peak <= -1 dBTP; sets `clip.level` and the "mastering" timing.
+
+        A loop is limited as if it were playing round: its audio twice over, the second copy kept, so the
+        limiter's state at the loop's start is the one its end leaves and the seam stays seamless.
+        """
+        started = time.perf_counter()
+        audio = clip.audio
+        if loop:
+            twice = mastering.master(np.concatenate([audio, audio]), arousal)
+            done = dataclasses.replace(twice, audio=twice.audio[audio.size :])
+            level = dataclasses.replace(mastering.measure(done.audio), target_lufs=done.target_lufs)
+        else:
+            done = mastering.master(audio, arousal)
+            level = mastering.report(done, exclude_tail_seconds=tail_seconds)
+        clip.audio, clip.level = done.audio, level
+        clip.timings["mastering"] = time.perf_counter() - started
+        return clip
 
     def compose(
         self, mood, seconds: float, seed: int = 0, *, verify: bool = True, narrate: bool = True, loop: bool = False,
@@ -139,7 +164,6 @@ class Pipeline:
             started = time.perf_counter()
             audio = self.render(mel)
             audio, offset = best_loop(audio[warmup_frames * HOP_LENGTH :], length, crossfade, search, step=2 * HOP_LENGTH)
-            audio = prevent_clipping(audio)
             start_frame = warmup_frames + offset // HOP_LENGTH
             mel = mel[..., start_frame : start_frame + round(seconds * FRAMES_PER_SECOND)]
         else:
@@ -150,6 +174,9 @@ class Pipeline:
         timings["vocoder"] = time.perf_counter() - started
         asked = Mood(float(np.mean(trajectory.valence)), float(np.mean(trajectory.arousal)))
         clip = Clip(audio=audio, mel=mel, asked=asked, seconds=seconds, seed=seed, timings=timings, loop=loop)
+        # A trajectory whose arousal moves is mastered moment by moment; a steady mood with one gain.
+        moving = max(trajectory.arousal) - min(trajectory.arousal) > 0.1
+        self.master(clip, (lambda t: trajectory.at(t)[1]) if moving else asked.arousal, loop=loop)
         return self._finish(clip, verify, narrate, seed)
 
     def stinger(self, event: str, mood, seconds: float = 2.0, seed: int = 0, *, verify: bool = False, narrate: bool = False) -> Clip:
@@ -165,9 +192,11 @@ class Pipeline:
         timings = {"generator": time.perf_counter() - started}
         started = time.perf_counter()
         audio = self.render(mel)
-        audio = prevent_clipping(audio * stinger_envelope(event, audio.size))
+        audio = audio * stinger_envelope(event, audio.size)
         timings["vocoder"] = time.perf_counter() - started
         clip = Clip(audio=audio, mel=mel, asked=point, seconds=seconds, seed=seed, timings=timings)
+        # A stinger's loudness is that of its path's mean arousal; its closing fade is not dead air.
+        self.master(clip, float(np.mean([a for _, _, a in path])), tail_seconds=STINGER_FADE_SECONDS)
         return self._finish(clip, verify, narrate, seed)
 
     def analyze(self, audio, seed: int = 0, narrate: bool = True):

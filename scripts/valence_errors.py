@@ -32,7 +32,7 @@ def main() -> None:
     torch.set_num_threads(2)
     model = classifier.load(args.checkpoint)
     clips = [clip for clip in load_any(Path(args.corpus)) if clip.split == args.split]
-    examples = load_examples(clips, progress=False, semitones=model.model.reads_semitones)
+    examples = load_examples(clips, progress=False, semitones=model.model.reads_semitones, input_lufs=model.config.input_lufs)
     heard = predict_examples(model, examples)["valence_arousal"][:, 0]
     asked = np.array([example.valence for example in examples])
     errors = np.abs(heard - asked)

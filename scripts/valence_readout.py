@@ -42,7 +42,7 @@ GRID = {"learning_rate": (0.03, 0.05, 0.1), "max_depth": (3, 4), "max_iter": (20
 def ear_features(model: classifier.MoodClassifier, clips: list) -> tuple[np.ndarray, np.ndarray]:
     """(N, features) of each clip as the ear hears it, and (N,) the ear's own valence reading."""
     rows, heard = [], []
-    for example in tqdm(load_examples(clips, progress=False, semitones=model.model.reads_semitones), desc="hearing", unit="clip", leave=False):
+    for example in tqdm(load_examples(clips, progress=False, semitones=model.model.reads_semitones, input_lufs=model.config.input_lufs), desc="hearing", unit="clip", leave=False):
         windows = model.read(torch.from_numpy(example.mel.astype(np.float32)), torch.from_numpy(example.tonal.astype(np.float32)))
         (valence, arousal), quadrant_probabilities, _ = windows.combined()
         cues = windows.mean(windows.cue_shares) if windows.cue_shares is not None else np.zeros(0)

@@ -1,0 +1,337 @@
+"""Mastering: every piece of music that leaves moodmusic arrives at a level a mixer expects.
+
+The loudness rules of the project (see docs/mastering.md) live here, and only here:
+
+| what | rule |
+|---|---|
+| integrated loudness of a clip | -19 + 4 x arousal LUFS (arousal -1: -23, 0: -19, +1: -15), within 2 LU |
+| the live stream | its short-term loudness follows the same line; no step above 3 dB at a chunk join |
+| true peak | <= -1 dBTP (4x oversampled peak) |
+| dead air | no 1-second stretch below -60 dBFS RMS (a stinger's closing fade excepted) |
+| floor | nothing below -30 LUFS leaves the system |
+
+Loudness is ITU-R BS.1770-4 integrated loudness, measured with `pyloudnorm` (a maintained, tested
+implementation of the standard's K-weighting and gating). Peaks are held by `pedalboard`'s `Limiter`
+(Spotify's wrapper of JUCE's limiter: two compressors and a clipper, no look-ahead, so it streams
+sample-accurately with `reset=False`). True peak is read at 4x oversampling (`scipy.signal.resample_poly`),
+as BS.1770-4 Annex 2 describes; where the limiter's clipper leaves an inter-sample peak above the
+ceiling, a small static gain takes it under.
+
+Mastering sets a level; it cannot make music. A clip whose generator fell silent would be boosted into
+noise, so `master` refuses gains above `MAX_GAIN_DB` (`MasteringError`) and the chain never asks for
+one: the generator's sampler keeps clips alive at the source (generator/sampling.py, `Liveness`).
+
+    import numpy as np
+    from moodmusic.mastering import master, measure
+    audio = (0.05 * np.sin(np.linspace(0, 2000 * np.pi, 22050 * 4))).astype(np.float32)
+    out = master(audio, arousal=0.5)
+    round(out.loudness_lufs, 1), out.true_peak_dbtp <= -1.0        # (-17.0, True)
+    measure(out.audio).dead_air_seconds                           # 0.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from moodmusic.mel import SAMPLE_RATE
+
+TRUE_PEAK_CEILING_DBTP = -1.0
+LIMITER_THRESHOLD_DB = -2.0  # the clipper's ceiling, a margin under the true-peak ceiling for inter-sample peaks
+LIMITER_RELEASE_MS = 80.0
+LOUDNESS_TOLERANCE_LU = 2.0
+FLOOR_LUFS = -30.0
+DEAD_AIR_DBFS = -60.0
+DEAD_AIR_WINDOW_SECONDS = 1.0
+STREAM_STEP_LIMIT_DB = 3.0
+MAX_GAIN_DB = 45.0  # more than this would lift a generator's near-silence (about -65 LUFS) into hiss
+OVERSAMPLING = 4
+MIN_LOUDNESS_SECONDS = 0.4  # one BS.1770 gating block
+
+
+class MasteringError(ValueError):
+    """The audio cannot be mastered: silent, too short to measure, or too quiet to lift without boosting noise."""
+
+
+def target_lufs(arousal: float) -> float:
+    """The integrated loudness a clip of this arousal is mastered to: -19 + 4 x arousal LUFS."""
+    return -19.0 + 4.0 * max(-1.0, min(1.0, float(arousal)))
+
+
+def db_to_gain(db: float) -> float:
+    return float(10.0 ** (db / 20.0))
+
+
+def normalise_loudness(audio: np.ndarray, lufs: float | None, measured: float | None = None, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """`audio` scaled to the integrated loudness `lufs` (no limiting: for analysis, not for listening).
+
+    None, silence or a gain beyond MAX_GAIN_DB leave it as it is (there is no music to bring up).
+    `measured` is its loudness when the caller has it already.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if lufs is None:
+        return audio
+    measured = integrated_loudness(audio, sample_rate) if measured is None else measured
+    if not math.isfinite(measured) or lufs - measured > MAX_GAIN_DB:
+        return audio
+    return (audio * db_to_gain(lufs - measured)).astype(np.float32)
+
+
+_METERS: dict[int, object] = {}
+
+
+def _meter(sample_rate: int):
+    import pyloudnorm
+
+    if sample_rate not in _METERS:
+        _METERS[sample_rate] = pyloudnorm.Meter(sample_rate)  # BS.1770-4 K-weighting, 400 ms blocks
+    return _METERS[sample_rate]
+
+
+def integrated_loudness(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
+    """BS.1770-4 integrated loudness in LUFS (-inf for digital silence); audio shorter than 0.4 s is padded with silence."""
+    audio = np.asarray(audio, dtype=np.float64)
+    minimum = math.ceil(MIN_LOUDNESS_SECONDS * sample_rate) + 1
+    if audio.size < minimum:
+        audio = np.pad(audio, (0, minimum - audio.size))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyloudnorm warns on clipping, which the limiter handles
+        return float(_meter(sample_rate).integrated_loudness(audio))
+
+
+def true_peak_dbtp(audio: np.ndarray) -> float:
+    """The 4x oversampled peak in dBTP (BS.1770-4 Annex 2); -inf for silence."""
+    from scipy.signal import resample_poly
+
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.size == 0:
+        return -math.inf
+    peak = float(np.max(np.abs(resample_poly(audio, OVERSAMPLING, 1))))
+    peak = max(peak, float(np.max(np.abs(audio))))
+    return 20.0 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def windowed_rms_db(audio: np.ndarray, window: int, hop: int) -> np.ndarray:
+    """RMS in dBFS of every `window`-sample stretch starting at multiples of `hop` (one value for shorter audio)."""
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.size <= window:
+        return np.array([20.0 * math.log10(math.sqrt(float(np.mean(audio**2))) + 1e-12)]) if audio.size else np.array([-240.0])
+    energy = np.concatenate([[0.0], np.cumsum(audio**2)])
+    starts = np.arange(0, audio.size - window + 1, hop)
+    mean_square = (energy[starts + window] - energy[starts]) / window
+    return 10.0 * np.log10(np.maximum(mean_square, 1e-24))
+
+
+def dead_air_seconds(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, exclude_tail_seconds: float = 0.0) -> float:
+    """Seconds of audio covered by 1-second windows whose RMS is below -60 dBFS (0.0: none).
+
+    Windows are read every 50 ms. `exclude_tail_seconds` leaves out windows that reach into a closing fade.
+    """
+    window, hop = round(DEAD_AIR_WINDOW_SECONDS * sample_rate), round(0.05 * sample_rate)
+    audio = np.asarray(audio)
+    if exclude_tail_seconds > 0:
+        audio = audio[: max(0, audio.size - round(exclude_tail_seconds * sample_rate))]
+    if audio.size < window:
+        return 0.0
+    levels = windowed_rms_db(audio, window, hop)
+    dead = np.zeros(audio.size, dtype=bool)
+    for start in np.flatnonzero(levels < DEAD_AIR_DBFS) * hop:
+        dead[start : start + window] = True
+    return float(dead.sum() / sample_rate)
+
+
+@dataclass(frozen=True)
+class LevelReport:
+    """What a loudness meter says of a piece of audio, and whether it passes the project's gates."""
+
+    loudness_lufs: float
+    true_peak_dbtp: float
+    dead_air_seconds: float
+    target_lufs: float | None = None  # set when the mood is known
+
+    @property
+    def below_floor(self) -> bool:
+        return not self.loudness_lufs >= FLOOR_LUFS
+
+    @property
+    def over_peak(self) -> bool:
+        return self.true_peak_dbtp > TRUE_PEAK_CEILING_DBTP + 1e-3
+
+    @property
+    def has_dead_air(self) -> bool:
+        return self.dead_air_seconds > 0
+
+    @property
+    def off_target(self) -> bool:
+        return self.target_lufs is not None and not abs(self.loudness_lufs - self.target_lufs) <= LOUDNESS_TOLERANCE_LU
+
+    @property
+    def gates_failed(self) -> list[str]:
+        """The level gates this audio fails: "floor", "dead_air", "true_peak" (and "target" when the target is known)."""
+        checks = {"floor": self.below_floor, "dead_air": self.has_dead_air, "true_peak": self.over_peak, "target": self.off_target}
+        return [name for name, failed in checks.items() if failed]
+
+    def as_dict(self) -> dict:
+        data = {k: (round(v, 3) if isinstance(v, float) and math.isfinite(v) else (None if isinstance(v, float) else v)) for k, v in asdict(self).items()}
+        data["gates_failed"] = self.gates_failed
+        return data
+
+
+def measure(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, arousal: float | None = None, exclude_tail_seconds: float = 0.0) -> LevelReport:
+    """Loudness, true peak and dead air of `audio`; with `arousal`, also its mastering target."""
+    return LevelReport(
+        loudness_lufs=integrated_loudness(audio, sample_rate),
+        true_peak_dbtp=true_peak_dbtp(audio),
+        dead_air_seconds=dead_air_seconds(audio, sample_rate, exclude_tail_seconds),
+        target_lufs=None if arousal is None else target_lufs(arousal),
+    )
+
+
+def _limiter(sample_rate: int):
+    import pedalboard
+
+    return pedalboard.Pedalboard([pedalboard.Limiter(threshold_db=LIMITER_THRESHOLD_DB, release_ms=LIMITER_RELEASE_MS)])
+
+
+def limit(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, board=None, reset: bool = True) -> np.ndarray:
+    """`audio` through the limiter (`board` keeps its state between calls when `reset` is False)."""
+    board = board if board is not None else _limiter(sample_rate)
+    return board(np.asarray(audio, dtype=np.float32)[None, :], sample_rate, reset=reset)[0].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Mastered:
+    audio: np.ndarray  # mono float32
+    gain_db: float  # the gain applied before the limiter
+    loudness_lufs: float  # after mastering
+    true_peak_dbtp: float
+    target_lufs: float
+
+
+SHORT_TERM_SECONDS = 3.0  # BS.1770's short-term loudness window
+CURVE_HOP_SECONDS = 0.5
+
+
+def short_term_loudness(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, hop_seconds: float = CURVE_HOP_SECONDS) -> tuple[np.ndarray, np.ndarray]:
+    """(times, LUFS): the loudness of the 3 s centred on every `hop_seconds` (shorter at the ends; -inf where silent)."""
+    half, hop = round(SHORT_TERM_SECONDS * sample_rate / 2), round(hop_seconds * sample_rate)
+    centres = np.arange(hop // 2, max(audio.size, 1), hop)
+    values = np.array([integrated_loudness(audio[max(0, c - half) : c + half], sample_rate) for c in centres])
+    return centres / sample_rate, values
+
+
+def _gain_curve(audio: np.ndarray, arousal_at: Callable[[float], float], sample_rate: int) -> np.ndarray:
+    """Per-sample gain (dB) that brings the short-term loudness to the target of the arousal of each moment."""
+    times, loudness = short_term_loudness(audio, sample_rate)
+    wanted = np.array([target_lufs(arousal_at(t)) for t in times]) - loudness
+    finite = np.isfinite(wanted)
+    if not finite.any():
+        raise MasteringError("the audio is silent: there is no level to master")
+    wanted = np.interp(times, times[finite], wanted[finite])
+    smoothed = np.convolve(np.pad(wanted, 2, mode="edge"), np.ones(5) / 5, mode="valid")  # over 2.5 s: no audible pumping
+    return np.interp(np.arange(audio.size) / sample_rate, times, smoothed)
+
+
+def master(audio: np.ndarray, arousal: float | Callable[[float], float], sample_rate: int = SAMPLE_RATE) -> Mastered:
+    """`audio` at the loudness of its arousal (`target_lufs`), limited to a true peak of -1 dBTP.
+
+    `arousal` is a number, or for music whose mood moves (a trajectory) a function of time in seconds:
+    then a slow gain curve brings each moment's short-term loudness to that moment's target, and the
+    whole to the target of the mean arousal. The gain is set from the measured loudness, the limiter holds
+    the peaks, and one more pass makes up the loudness the limiter took; a last static trim takes any
+    inter-sample peak under the ceiling. Raises MasteringError for silence or for audio that would need
+    more than MAX_GAIN_DB.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.size == 0:
+        raise MasteringError("the audio holds no samples")
+    if callable(arousal):
+        curve = _gain_curve(audio, arousal, sample_rate)
+        audio = (audio * np.power(10.0, curve / 20.0)).astype(np.float32)
+        target = target_lufs(float(np.mean([arousal(t) for t in np.arange(0.0, audio.size / sample_rate, CURVE_HOP_SECONDS)])))
+    else:
+        target = target_lufs(arousal)
+    measured = integrated_loudness(audio, sample_rate)
+    if not math.isfinite(measured):
+        raise MasteringError("the audio is silent: there is no level to master")
+    gain_db = target - measured
+    if gain_db > MAX_GAIN_DB:
+        raise MasteringError(f"the audio is at {measured:.1f} LUFS; reaching {target:.1f} LUFS would need +{gain_db:.0f} dB, which only lifts noise")
+    # The limiter lowers the loudness where it works, and the static trim that takes inter-sample peaks under
+    # the ceiling lowers it more; the gain is searched (secant steps on loudness against gain) until the
+    # finished audio is within 0.25 LU of the target.
+    tried: list[tuple[float, float]] = []  # (gain, finished loudness)
+    for _ in range(MAKEUP_PASSES):
+        out, loudness, peak, trim = _finish(audio, gain_db, sample_rate)
+        tried.append((gain_db, loudness))
+        if abs(target - loudness) < 0.25 or gain_db >= MAX_GAIN_DB:
+            break
+        if len(tried) >= 2 and abs(tried[-1][1] - tried[-2][1]) > 1e-3:
+            slope = (tried[-1][1] - tried[-2][1]) / (tried[-1][0] - tried[-2][0])
+            step = (target - loudness) / max(slope, 0.05)
+        else:
+            step = target - loudness
+        gain_db = min(MAX_GAIN_DB, gain_db + float(np.clip(step, -12.0, 12.0)))
+    return Mastered(out, float(gain_db + trim), loudness, peak, target)
+
+
+MAKEUP_PASSES = 5
+
+
+def _finish(audio: np.ndarray, gain_db: float, sample_rate: int) -> tuple[np.ndarray, float, float, float]:
+    """(audio, loudness, true peak, trim): the gain, the limiter, then a static trim under the true-peak ceiling."""
+    out = limit(audio * db_to_gain(gain_db), sample_rate)
+    peak = true_peak_dbtp(out)
+    trim = min(0.0, TRUE_PEAK_CEILING_DBTP - 0.05 - peak)  # a static gain: loudness and peak move by exactly this
+    if trim < 0:
+        out = (out * db_to_gain(trim)).astype(np.float32)
+    return out, integrated_loudness(out, sample_rate), peak + trim, trim
+
+
+def report(mastered: Mastered, sample_rate: int = SAMPLE_RATE, exclude_tail_seconds: float = 0.0) -> LevelReport:
+    """The level report of mastered audio, from what `master` measured (only dead air is read again)."""
+    return LevelReport(mastered.loudness_lufs, mastered.true_peak_dbtp, dead_air_seconds(mastered.audio, sample_rate, exclude_tail_seconds), mastered.target_lufs)
+
+
+class StreamMaster:
+    """Mastering for the live stream, chunk by chunk, with no pumping at the joins.
+
+    The gain follows the stream's short-term loudness (the last 3 s, BS.1770 gated) towards the target of
+    the arousal of the moment. It moves smoothly: a linear ramp within each chunk, at most `max_step_db`
+    per second, so a join never carries a step; the limiter keeps its state from chunk to chunk.
+
+        sm = StreamMaster()
+        out = sm.process(chunk, arousal=0.2)    # float32, same length
+    """
+
+    HISTORY_SECONDS = 3.0
+
+    def __init__(self, sample_rate: int = SAMPLE_RATE, max_step_db: float = 4.0):
+        self.sample_rate = sample_rate
+        self.max_step_db = max_step_db  # dB per second the gain may move
+        self.gain_db: float | None = None
+        self._history = np.zeros(0, dtype=np.float32)
+        self._board = _limiter(sample_rate)
+
+    def process(self, chunk: np.ndarray, arousal: float) -> np.ndarray:
+        chunk = np.asarray(chunk, dtype=np.float32)
+        keep = round(self.HISTORY_SECONDS * self.sample_rate)
+        self._history = np.concatenate([self._history, chunk])[-keep:]
+        loudness = integrated_loudness(self._history, self.sample_rate)
+        wanted = self.gain_db if self.gain_db is not None else 0.0
+        if math.isfinite(loudness):
+            wanted = min(MAX_GAIN_DB, target_lufs(arousal) - loudness)
+        if self.gain_db is None:
+            self.gain_db = wanted
+        step = self.max_step_db * chunk.size / self.sample_rate
+        end = self.gain_db + max(-step, min(step, wanted - self.gain_db))
+        ramp = np.linspace(self.gain_db, end, chunk.size, endpoint=False, dtype=np.float64) if chunk.size else np.zeros(0)
+        self.gain_db = end
+        out = limit(chunk * np.power(10.0, ramp / 20.0).astype(np.float32), self.sample_rate, self._board, reset=False)
+        # The clipper's ceiling is 1 dB under the true-peak limit; inter-sample overs that still pass are trimmed here.
+        return np.clip(out, -db_to_gain(LIMITER_THRESHOLD_DB), db_to_gain(LIMITER_THRESHOLD_DB)).astype(np.float32)
