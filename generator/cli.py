@@ -83,12 +83,16 @@ def run(args: argparse.Namespace) -> int:
         "file": args.out, "seconds": clip.seconds, "seed": clip.seed, "loop": clip.loop,
         "asked": {"valence": clip.asked.valence, "arousal": clip.asked.arousal, "quadrant": clip.asked.quadrant},
         "heard": None if clip.analysis is None else {k: v for k, v in clip.analysis.as_dict().items() if k not in ("embedding", "timeline")},
+        "level": None if clip.level is None else clip.level.as_dict(),
         "distance": clip.distance, "narration": None if clip.narration is None else clip.narration.__dict__,
         "timings": {k: round(v, 4) for k, v in clip.timings.items()}, "versions": clip.versions,
     }  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out} ({clip.seconds:g} s)")
+    if clip.level is not None:
+        level = clip.level
+        print(f"level  {level.loudness_lufs:.1f} LUFS (target {level.target_lufs:.1f}), true peak {level.true_peak_dbtp:.1f} dBTP, dead air {level.dead_air_seconds:g} s")
     if clip.analysis is not None:
         heard = clip.analysis.overall
         print(f"asked  valence {clip.asked.valence:+.2f} arousal {clip.asked.arousal:+.2f} ({clip.asked.quadrant})")

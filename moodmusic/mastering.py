@@ -12,8 +12,8 @@ The loudness rules of the project (see docs/mastering.md) live here, and only he
 
 Loudness is ITU-R BS.1770-4 integrated loudness, measured with `pyloudnorm` (a maintained, tested
 implementation of the standard's K-weighting and gating). Peaks are held by `pedalboard`'s `Limiter`
-(Spotify's wrapper of JUCE's limiter: two compressors and a clipper, no look-ahead, so it streams
-sample-accurately with `reset=False`). True peak is read at 4x oversampling (`scipy.signal.resample_poly`),
+(Spotify's wrapper of JUCE's limiter: two compressors and a clipper at 0 dBFS, no look-ahead, so it
+streams sample-accurately with `reset=False`), whose output is scaled to a ceiling under -1 dBTP. True peak is read at 4x oversampling (`scipy.signal.resample_poly`),
 as BS.1770-4 Annex 2 describes; where the limiter's clipper leaves an inter-sample peak above the
 ceiling, a small static gain takes it under.
 
@@ -40,8 +40,12 @@ import numpy as np
 from moodmusic.mel import SAMPLE_RATE
 
 TRUE_PEAK_CEILING_DBTP = -1.0
-LIMITER_THRESHOLD_DB = -2.0  # the clipper's ceiling, a margin under the true-peak ceiling for inter-sample peaks
+# pedalboard's Limiter (JUCE's) is a 4:1 compressor above -10 dBFS, a 1000:1 one above `threshold_db`,
+# a make-up gain of min(7.5 dB, -threshold_db) and a clipper at 0 dBFS. At a threshold of 0 dB the make-up
+# is unity: peaks are held at 0 dBFS, and the output is then scaled to the sample-peak ceiling below.
+LIMITER_THRESHOLD_DB = 0.0
 LIMITER_RELEASE_MS = 80.0
+SAMPLE_PEAK_CEILING_DB = -1.5  # inter-sample overs above -1 dBTP are then trimmed (clips) or guarded (the stream)
 LOUDNESS_TOLERANCE_LU = 2.0
 FLOOR_LUFS = -30.0
 DEAD_AIR_DBFS = -60.0
@@ -198,10 +202,11 @@ def _limiter(sample_rate: int):
     return pedalboard.Pedalboard([pedalboard.Limiter(threshold_db=LIMITER_THRESHOLD_DB, release_ms=LIMITER_RELEASE_MS)])
 
 
-def limit(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, board=None, reset: bool = True) -> np.ndarray:
-    """`audio` through the limiter (`board` keeps its state between calls when `reset` is False)."""
+def limit(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, board=None, reset: bool = True, ceiling_db: float = SAMPLE_PEAK_CEILING_DB) -> np.ndarray:
+    """`audio` through the limiter, its sample peaks at `ceiling_db` at most (`board` keeps its state between calls when `reset` is False)."""
     board = board if board is not None else _limiter(sample_rate)
-    return board(np.asarray(audio, dtype=np.float32)[None, :], sample_rate, reset=reset)[0].astype(np.float32)
+    held = board(np.asarray(audio, dtype=np.float32)[None, :], sample_rate, reset=reset)[0]
+    return (held * db_to_gain(ceiling_db)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -231,7 +236,7 @@ def _gain_curve(audio: np.ndarray, arousal_at: Callable[[float], float], sample_
     wanted = np.array([target_lufs(arousal_at(t)) for t in times]) - loudness
     finite = np.isfinite(wanted)
     if not finite.any():
-        raise MasteringError("the audio is silent: there is no level to master")
+        raise MasteringError("the audio is silent (below the -70 LUFS gate of BS.1770): there is no level to master")
     wanted = np.interp(times, times[finite], wanted[finite])
     smoothed = np.convolve(np.pad(wanted, 2, mode="edge"), np.ones(5) / 5, mode="valid")  # over 2.5 s: no audible pumping
     return np.interp(np.arange(audio.size) / sample_rate, times, smoothed)
@@ -258,7 +263,7 @@ def master(audio: np.ndarray, arousal: float | Callable[[float], float], sample_
         target = target_lufs(arousal)
     measured = integrated_loudness(audio, sample_rate)
     if not math.isfinite(measured):
-        raise MasteringError("the audio is silent: there is no level to master")
+        raise MasteringError("the audio is silent (below the -70 LUFS gate of BS.1770): there is no level to master")
     gain_db = target - measured
     if gain_db > MAX_GAIN_DB:
         raise MasteringError(f"the audio is at {measured:.1f} LUFS; reaching {target:.1f} LUFS would need +{gain_db:.0f} dB, which only lifts noise")
@@ -302,21 +307,29 @@ class StreamMaster:
     """Mastering for the live stream, chunk by chunk, with no pumping at the joins.
 
     The gain follows the stream's short-term loudness (the last 3 s, BS.1770 gated) towards the target of
-    the arousal of the moment. It moves smoothly: a linear ramp within each chunk, at most `max_step_db`
-    per second, so a join never carries a step; the limiter keeps its state from chunk to chunk.
+    the arousal of the moment. It moves smoothly: a linear ramp within each chunk, rising at most
+    `max_rise_db` and falling at most `max_fall_db` per second (an automatic gain control's slow release and
+    quicker attack), so a join never carries a step; the limiter keeps its state from chunk to chunk, and a
+    look-ahead guard (`TruePeakGuard`) holds the true peak under -1 dBTP.
 
         sm = StreamMaster()
-        out = sm.process(chunk, arousal=0.2)    # float32, same length
+        out = sm.process(chunk, arousal=0.2)    # float32, same length, `sm.delay` samples later
     """
 
     HISTORY_SECONDS = 3.0
 
-    def __init__(self, sample_rate: int = SAMPLE_RATE, max_step_db: float = 4.0):
+    @property
+    def delay(self) -> int:
+        """Samples the output lags the input by (the true-peak guard's look-ahead)."""
+        return self._guard.lookahead
+
+    def __init__(self, sample_rate: int = SAMPLE_RATE, max_rise_db: float = 4.0, max_fall_db: float = 12.0):
         self.sample_rate = sample_rate
-        self.max_step_db = max_step_db  # dB per second the gain may move
+        self.max_rise_db, self.max_fall_db = max_rise_db, max_fall_db  # dB per second the gain may rise / fall
         self.gain_db: float | None = None
         self._history = np.zeros(0, dtype=np.float32)
         self._board = _limiter(sample_rate)
+        self._guard = TruePeakGuard(sample_rate)
 
     def process(self, chunk: np.ndarray, arousal: float) -> np.ndarray:
         chunk = np.asarray(chunk, dtype=np.float32)
@@ -328,10 +341,51 @@ class StreamMaster:
             wanted = min(MAX_GAIN_DB, target_lufs(arousal) - loudness)
         if self.gain_db is None:
             self.gain_db = wanted
-        step = self.max_step_db * chunk.size / self.sample_rate
-        end = self.gain_db + max(-step, min(step, wanted - self.gain_db))
+        seconds = chunk.size / self.sample_rate
+        end = self.gain_db + max(-self.max_fall_db * seconds, min(self.max_rise_db * seconds, wanted - self.gain_db))
         ramp = np.linspace(self.gain_db, end, chunk.size, endpoint=False, dtype=np.float64) if chunk.size else np.zeros(0)
         self.gain_db = end
-        out = limit(chunk * np.power(10.0, ramp / 20.0).astype(np.float32), self.sample_rate, self._board, reset=False)
-        # The clipper's ceiling is 1 dB under the true-peak limit; inter-sample overs that still pass are trimmed here.
-        return np.clip(out, -db_to_gain(LIMITER_THRESHOLD_DB), db_to_gain(LIMITER_THRESHOLD_DB)).astype(np.float32)
+        limited = limit(chunk * np.power(10.0, ramp / 20.0).astype(np.float32), self.sample_rate, self._board, reset=False)
+        return self._guard.process(limited)
+
+
+class TruePeakGuard:
+    """The stream's last stage: a look-ahead gain that keeps the true peak under the ceiling, chunk after chunk.
+
+    A clip is limited, measured and trimmed as a whole (`master`); a stream cannot be trimmed after the fact,
+    and a limiter that clips (pedalboard's) leaves inter-sample peaks. No maintained Python package offers a
+    streaming true-peak limiter, so this stage is small and plain: the 4x oversampled peak of every sample
+    (`scipy.signal.resample_poly`, BS.1770-4 Annex 2) gives the gain each sample needs; a sliding minimum
+    over the look-ahead and a moving average of the same length (which never exceeds any need it covers)
+    turn it into a smooth gain that is down before the peak arrives. The output lags the input by
+    `lookahead` samples (20 ms), the same for every chunk; the first chunk starts with that much silence.
+    """
+
+    def __init__(self, sample_rate: int = SAMPLE_RATE, ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP - 0.3, lookahead_seconds: float = 0.02):
+        self.ceiling = db_to_gain(ceiling_dbtp)
+        self.lookahead = max(8, round(lookahead_seconds * sample_rate))
+        self._delay = np.zeros(self.lookahead, dtype=np.float64)  # input not yet emitted
+        self._context = np.zeros(32, dtype=np.float64)  # emitted input, for the oversampling filter's left edge
+        self._minima = np.ones(self.lookahead - 1)  # the sliding minima of the last emitted samples
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        from numpy.lib.stride_tricks import sliding_window_view
+        from scipy.signal import resample_poly
+
+        n = chunk.size
+        if n == 0:
+            return np.zeros(0, dtype=np.float32)
+        buffer = np.concatenate([self._delay, np.asarray(chunk, dtype=np.float64)])
+        padded = np.concatenate([self._context, buffer])
+        up = np.abs(resample_poly(padded, OVERSAMPLING, 1))
+        peaks = np.maximum(up[: padded.size * OVERSAMPLING].reshape(-1, OVERSAMPLING).max(axis=1), np.abs(padded))[self._context.size :]
+        need = np.minimum(1.0, self.ceiling / np.maximum(peaks, 1e-12))
+        # minima[i]: the least need over samples i .. i + lookahead - 1 (for the n samples emitted now)
+        minima = sliding_window_view(need, self.lookahead)[:n].min(axis=1)
+        history = np.concatenate([self._minima, minima])
+        gain = sliding_window_view(history, self.lookahead).mean(axis=1)  # n values, each <= the need of its sample
+        out = buffer[:n] * gain
+        self._minima = history[-(self.lookahead - 1) :]
+        self._context = np.concatenate([self._context, buffer[:n]])[-self._context.size :]
+        self._delay = buffer[n:]
+        return out.astype(np.float32)

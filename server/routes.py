@@ -40,7 +40,7 @@ ops = APIRouter()
 def heard(analysis) -> dict[str, Any]:
     data = analysis.as_dict()
     return {**data["overall"], "quadrant": data["quadrant"], "primary_mood": data["primary_mood"],
-            "duration": data["duration"], "timeline": data["timeline"]}  # fmt: skip
+            "duration": data["duration"], "loudness_lufs": data.get("loudness_lufs"), "timeline": data["timeline"]}  # fmt: skip
 
 
 def point(mood: Mood) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def clip_meta(clip, clip_id: str, kind: str, request: dict[str, Any]) -> dict[st
     return {
         "id": clip_id, "url": f"/v1/clips/{clip_id}", "audio_url": f"/v1/clips/{clip_id}/audio",
         "mel_url": f"/v1/clips/{clip_id}/mel.png", "kind": kind, "event": request.get("event"),
-        "asked": point(clip.asked), "trajectory": request.get("trajectory"),
+        "asked": point(clip.asked), "trajectory": request.get("trajectory"), "level": clip.level.as_dict() if clip.level is not None else None,
         "heard": heard(clip.analysis) if clip.analysis is not None else None, "distance": clip.distance,
         "narration": clip.narration.as_dict() if clip.narration is not None else None,
         "duration": clip.seconds, "seed": clip.seed, "loop": clip.loop, "format": request["format"],

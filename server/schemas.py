@@ -134,7 +134,18 @@ class Heard(MoodReading):
     """What the classifier heard: the whole clip, and window by window."""
 
     duration: float
+    loudness_lufs: Optional[float] = Field(None, description="ITU-R BS.1770-4 integrated loudness of the audio heard (null for silence)")
     timeline: list[TimelineWindow]
+
+
+class Level(BaseModel):
+    """The mastered clip's level, as a loudness meter reads it (moodmusic.mastering)."""
+
+    loudness_lufs: Optional[float] = Field(description="ITU-R BS.1770-4 integrated loudness")
+    target_lufs: Optional[float] = Field(description="the mastering target: -19 + 4 x arousal LUFS")
+    true_peak_dbtp: Optional[float] = Field(description="4x oversampled peak; at most -1 dBTP")
+    dead_air_seconds: float = Field(description="seconds inside 1-second stretches below -60 dBFS RMS (0: none)")
+    gates_failed: list[str] = Field(description="level rules the clip breaks: floor, dead_air, true_peak, target (empty: none)")
 
 
 class Narration(BaseModel):
@@ -155,6 +166,7 @@ class ClipResponse(BaseModel):
     cached: bool = Field(description="true when answered from the clip store")
     asked: MoodPoint = Field(description="the mood asked for (a trajectory's mean)")
     trajectory: Optional[list[TrajectoryPoint]] = None
+    level: Optional[Level] = Field(None, description="loudness, true peak and dead air of the mastered clip")
     heard: Optional[Heard] = None
     distance: Optional[float] = Field(None, description="between asked and heard in the mood square (0 to 2.83)")
     narration: Optional[Narration] = None
