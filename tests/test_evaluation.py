@@ -130,13 +130,19 @@ def test_closed_loop_quick_report_has_every_section(pipeline, tmp_path):
     assert all(math.isfinite(v) and v >= 0 for v in frechet.values())
     assert report["realism"]["sizes"]["reference"] == report["realism"]["sizes"]["copy_synthesis"] == 8
     assert 0.0 <= report["narration"]["names_heard_primary_rate"] <= 1.0
-    assert set(report["acceptance"]) == {"quadrant_accuracy", "valence_mae", "arousal_mae", "arousal_spearman", "valence_spearman", "diversity_ratio", "frechet_margin"}
+    assert set(report["acceptance"]) == {"quadrant_accuracy", "valence_mae", "arousal_mae", "arousal_spearman", "valence_spearman", "diversity_ratio",
+                                         "frechet_margin", "key_mode_agreement", "onset_rate_arousal_spearman", "level_gates_passed"}  # fmt: skip
+    # The level gates: every clip was measured; a clip failing one counts as a miss whatever was heard.
+    mood = report["mood"]
+    assert set(mood["gates"]) == {"floor", "dead_air", "true_peak"} and all(r["level"]["loudness_lufs"] is not None for r in report["per_clip"])
+    hits = [r["heard_quadrant"] == r["asked_quadrant"] and not r["gates_failed"] for r in report["per_clip"] if r["valence"] and r["arousal"]]
+    assert mood["quadrant_accuracy"] == pytest.approx(sum(hits) / len(hits))
     numbers = dict(finite_numbers(report))
     assert numbers
     written = json.loads((tmp_path / "out" / "evaluation.json").read_text())  # strict JSON: no NaN
     assert written["mood"] == report["mood"]
     markdown = (tmp_path / "out" / "evaluation.md").read_text()
-    for heading in ("## Acceptance", "## Does the clip carry", "## The independent acoustic judge", "## Diversity", "## Realism", "## Narration"):
+    for heading in ("## Acceptance", "## Level gates", "## Does the clip carry", "## The independent acoustic judge", "## Diversity", "## Realism", "## Narration"):
         assert heading in markdown
     for image in ("confusion", "scatter", "acoustic", "mels", "embeddings"):
         assert (tmp_path / "out" / f"evaluation_{image}.png").stat().st_size > 1000, image

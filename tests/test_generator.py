@@ -84,7 +84,7 @@ class LoudnessCritic(torch.nn.Module):
 
 
 def test_guidance_keeps_the_candidate_the_critic_prefers(tiny_generator):
-    from generator.sampling import Guidance, candidate_seed
+    from generator.sampling import Guidance, Session, candidate_seed
 
     guided = MelGenerator(tiny_generator.model, TINY, version="test", critic=LoudnessCritic())
     plain = tiny_generator
@@ -94,16 +94,20 @@ def test_guidance_keeps_the_candidate_the_critic_prefers(tiny_generator):
     assert torch.equal(guided.generate("calm", 2.0, seed=5, guidance=Guidance(1, 2)), plain.generate("calm", 2.0, seed=5))
     for valence, pick in ((0.6, max), (-0.6, min)):
         mel = guided.generate((valence, 0.3), 2.0, seed=5, guidance=chunk)
-        # The first chunk's candidates are plain clips from the candidates' seeds; the loudest (major) or
-        # quietest (minor) must have been kept.
-        firsts = [plain.generate((valence, 0.3), 2.0, seed=candidate_seed(5, k))[:, :chunk_frames] for k in range(3)]
+        # The first chunk's candidates are plain clips from the candidates' seeds, all continuing the clip's
+        # own warm start (candidate 0's); the loudest (major) or quietest (minor) must have been kept.
+        warm = Session(plain.model, (valence, 0.3), 5).context[0]
+        firsts = [plain.generate((valence, 0.3), 2.0, seed=5)[:, :chunk_frames]]  # candidate 0: the clip itself
+        firsts += [plain.generate((valence, 0.3), 2.0, seed=candidate_seed(5, k), context=warm)[:, :chunk_frames] for k in (1, 2)]
         assert torch.allclose(mel[:, :chunk_frames], pick(firsts, key=lambda m: float(m.mean())), atol=1e-5)
         assert torch.equal(mel, guided.generate((valence, 0.3), 2.0, seed=5, guidance=chunk))  # still reproducible
     # At valence 0 there is no mode to prefer: candidate 0, i.e. plain sampling; or, with neutral "ambiguous",
     # the candidate the critic hears least clearly as either mode (the smallest logit in size).
     assert torch.allclose(guided.generate((0.0, 0.3), 2.0, seed=5, guidance=chunk), plain.generate((0.0, 0.3), 2.0, seed=5), atol=1e-5)
     for seed in range(5, 15):  # a seed where that is not candidate 0, so that the rule is seen to choose
-        firsts = [plain.generate((0.0, 0.3), 2.0, seed=candidate_seed(seed, k))[:, :chunk_frames] for k in range(3)]
+        warm = Session(plain.model, (0.0, 0.3), seed).context[0]
+        firsts = [plain.generate((0.0, 0.3), 2.0, seed=seed)[:, :chunk_frames]]
+        firsts += [plain.generate((0.0, 0.3), 2.0, seed=candidate_seed(seed, k), context=warm)[:, :chunk_frames] for k in (1, 2)]
         least_clear = min(firsts, key=lambda m: abs(float(m.mean())))
         if not torch.allclose(least_clear, firsts[0], atol=1e-5):
             break

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from games.stream import LiveStream
+from moodmusic import mastering
+from moodmusic.mastering import StreamMaster
 from moodmusic.mel import SAMPLE_RATE
 from server.app import create_app
 from server.background import BackgroundServer
@@ -31,7 +33,8 @@ def server(pipeline, tmp_path_factory):
 
 
 def test_live_stream_chunks_join_the_one_shot_rendering(pipeline):
-    """Chunks are fixed-size, numbered without gaps, and join exactly as a one-shot rendering of the same mel."""
+    """Chunks are fixed-size, numbered without gaps, and join exactly as a one-shot rendering of the same mel,
+    mastered chunk by chunk (moodmusic.mastering.StreamMaster)."""
     live = LiveStream(pipeline, "calm", seed=3, chunk_seconds=0.5)
     chunks = [live.next_chunk() for _ in range(6)]
     assert [c.sequence for c in chunks] == list(range(6))
@@ -41,8 +44,11 @@ def test_live_stream_chunks_join_the_one_shot_rendering(pipeline):
     import torch
 
     mel = torch.cat([session.next_slice() for _ in range(live.session.frames_written // pipeline.generator.slice_frames)], dim=1)
-    reference = pipeline.vocoder.render(mel).numpy()[: streamed.size]
+    rendered = pipeline.vocoder.render(mel).numpy()[: streamed.size]
+    master, step = StreamMaster(), SAMPLE_RATE // 2
+    reference = np.concatenate([master.process(rendered[i : i + step], arousal=-0.6) for i in range(0, rendered.size, step)])
     assert np.max(np.abs(streamed - np.clip(reference, -1, 1))) < 2e-3  # 16-bit rounding and the crossfade guard
+    assert mastering.true_peak_dbtp(streamed) <= mastering.TRUE_PEAK_CEILING_DBTP
 
 
 def test_stream_mood_change_arrives_within_transition_plus_one_chunk(server):
