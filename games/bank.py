@@ -61,6 +61,7 @@ def build_bank(
             "file": name, "valence": valence, "arousal": arousal, "row": row, "col": col, "variant": variant, "seed": seed,
             "quadrant": clip.asked.quadrant, "samples": int(clip.audio.size), "sample_rate": SAMPLE_RATE,
             "loop_start": 0, "loop_end": int(clip.audio.size), "seam": seam_metrics(clip.audio),
+            "level": clip.level.as_dict(),
             "heard": {"valence": round(heard.valence, 3), "arousal": round(heard.arousal, 3), "quadrant": clip.analysis.quadrant},
         })  # fmt: skip
     manifest = {

@@ -31,6 +31,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("evaluate", "vocoder"), "vocoder.evaluate", "copy-synthesis vs Griffin-Lim, speed and streaming -> docs/vocoder.md"),
     (("serve",), "server.cli", "the HTTP service: clips by mood, analysis and narration, a web page (FastAPI + uvicorn)"),
     (("evaluate", "chain"), "evaluation.closed_loop", "closed loop: a mood grid through the whole chain, heard and judged -> docs/evaluation.md"),
+    (("evaluate", "levels"), "evaluation.levels", "loudness, true peak and dead air of clips, loops, stingers and live streams -> docs/levels.md"),
     (("evaluate", "folder"), "evaluation.folder", "the classifier's report on any folder of audio: per-file analysis and the mood-square distribution"),
     (("bench", "all"), "evaluation.bench", "speed of every stage and of the chain, classifier throughput, streaming -> docs/benchmarks.md"),
 ]

@@ -100,8 +100,13 @@ def test_clip_by_name_is_made_then_served_from_the_store(client):
     assert body["heard"]["quadrant"] in ("happy", "angry", "sad", "calm") and body["heard"]["timeline"]
     assert 0 <= body["distance"] <= 2 * 2**0.5
     assert body["narration"]["narrative"] and body["narration"]["narrator"] == "template"
-    assert {"generator", "vocoder", "classifier", "narrator", "queue"} <= set(body["timings"])
+    assert {"generator", "vocoder", "mastering", "classifier", "narrator", "queue"} <= set(body["timings"])
     assert body["versions"]["narrator"] == "template" and body["duration"] == 2 and body["seed"] == 11
+    # The mastered level, as a meter reads it, and the loudness the classifier heard: the same audio.
+    level = body["level"]
+    assert level["target_lufs"] == pytest.approx(-19 + 4 * -0.6) and abs(level["loudness_lufs"] - level["target_lufs"]) <= 2
+    assert level["true_peak_dbtp"] <= -1 and level["gates_failed"] == [] and level["dead_air_seconds"] == 0
+    assert body["heard"]["loudness_lufs"] == pytest.approx(level["loudness_lufs"], abs=0.01)
 
     again = clip(client, mood="calm", duration=2, seed=11).json()
     assert again["cached"] is True and again["id"] == body["id"]
@@ -186,6 +191,8 @@ def test_analyze_an_upload(client):
     assert result["filename"] == "tone.wav" and result["truncated"] is False
     assert result["analyzed_seconds"] == pytest.approx(1.5, abs=0.01)
     assert -1 <= result["heard"]["valence"] <= 1 and result["narration"]["narrative"]
+    # A 330 Hz tone at amplitude 0.3: -13.5 dBFS RMS, and BS.1770 reads a sine 0.69 dB lower (K-weighting is flat there).
+    assert result["heard"]["loudness_lufs"] == pytest.approx(-14.2, abs=0.3)
     assert {"decode", "classifier", "narrator"} <= set(result["timings"])
     no_words = client.post("/v1/analyze", files={"file": ("t.wav", wav, "audio/wav")}, data={"narrate": "false"}).json()
     assert no_words["narration"] is None

@@ -53,3 +53,30 @@ def test_generate_command_writes_a_clip_and_its_reading(tmp_path, capsys):
 
     audio, rate = soundfile.read(out)
     assert rate == 22050 and abs(len(audio) / rate - 3.0) < 0.02
+
+
+@pytest.fixture(scope="module")
+def shipped_chain():
+    from moodmusic.pipeline import load_pipeline
+    from narrator import TemplateNarrator
+
+    return load_pipeline(narrator=TemplateNarrator())
+
+
+@pytest.mark.parametrize(("mood", "seeds", "seconds"), [("sad", range(8), 8.0), ("calm", range(3), 8.0), ("angry", range(3), 8.0), ("happy", [3], 30.0)])
+def test_shipped_clips_are_audible_mastered_music(shipped_chain, mood, seeds, seconds):
+    """Sad seeds 0-7 were silent or near it (-89 to -42 dBFS) and happy seed 3 one burst then 28 s of
+    near silence; every clip must now be music at its loudness target, with no dead air, measured again
+    here from the audio itself."""
+    from moodmusic import mastering
+    from moodmusic.mood import resolve
+
+    for seed in seeds:
+        clip = shipped_chain.compose(mood, seconds, seed=seed, verify=False, narrate=False)
+        level = mastering.measure(clip.audio, arousal=resolve(mood).arousal)
+        assert level.gates_failed == [], (mood, seed, level)
+        assert abs(level.loudness_lufs - level.target_lufs) <= 2.0 and level.true_peak_dbtp <= -1.0
+        assert level.dead_air_seconds == 0.0
+        # Not merely loud on average: every second carries sound within 40 dB of the clip's loudness.
+        seconds_rms = mastering.windowed_rms_db(clip.audio, 22050, 22050)
+        assert seconds_rms.min() > level.loudness_lufs - 40, (mood, seed, seconds_rms.round(1))
