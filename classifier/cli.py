@@ -10,7 +10,7 @@ from pathlib import Path
 
 from corpus.loaders import AUDIO_SUFFIXES
 
-CSV_COLUMNS = ["file", "duration", "valence", "arousal", "quadrant", "primary_mood", "happy", "angry", "sad", "calm", "chill", "energy", "emotion", "upbeat"]
+CSV_COLUMNS = ["file", "duration", "loudness_lufs", "valence", "arousal", "quadrant", "primary_mood", "happy", "angry", "sad", "calm", "chill", "energy", "emotion", "upbeat"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
             for r in results:
                 overall = r["overall"]
                 writer.writerow({
-                    "file": r["file"], "duration": round(r["duration"], 3), "valence": round(overall["valence"], 4),
+                    "file": r["file"], "duration": round(r["duration"], 3),
+                    "loudness_lufs": "" if r.get("loudness_lufs") is None else round(r["loudness_lufs"], 2), "valence": round(overall["valence"], 4),
                     "arousal": round(overall["arousal"], 4), "quadrant": r["quadrant"], "primary_mood": r["primary_mood"],
                     **{q: round(p, 4) for q, p in overall["quadrants"].items()}, **{m: round(w, 4) for m, w in overall["moods"].items()},
                 })  # fmt: skip

@@ -126,16 +126,18 @@ class MoodClassifier:
             duration=float(duration if duration is not None else mel.shape[-1] / FRAMES_PER_SECOND),
         )
 
-    def analyze(self, audio: str | os.PathLike | bytes | np.ndarray) -> Analysis:
+    def analyze(self, audio: str | os.PathLike | bytes | np.ndarray, loudness_lufs: float | None = None) -> Analysis:
         """Analyse a file path, encoded bytes, or mono float samples at 22,050 Hz.
 
-        Raises moodmusic.audio.AudioDecodeError for undecodable or empty input.
+        `loudness_lufs` is the input's integrated loudness when the caller has measured it already (the
+        chain, after mastering); otherwise it is measured here. Raises moodmusic.audio.AudioDecodeError for
+        undecodable or empty input.
         """
         samples = audio if isinstance(audio, np.ndarray) else load_audio(audio)
         if samples.size == 0:
             raise AudioDecodeError("the audio holds no samples")
         samples = np.ascontiguousarray(samples, dtype=np.float32)
-        loudness = integrated_loudness(samples)
+        loudness = integrated_loudness(samples) if loudness_lufs is None else float(loudness_lufs)
         samples = torch.from_numpy(normalise_loudness(samples, self.config.input_lufs, loudness))
         analysis = self.analyze_features(log_mel(samples), self.tonal_features(samples), duration=samples.numel() / SAMPLE_RATE)
         analysis.loudness_lufs = loudness if math.isfinite(loudness) else None

@@ -31,7 +31,7 @@ from moodmusic.mood import Mood, MoodError, resolve
 from generator.model import GeneratorConfig, MelSliceGenerator
 
 LATENT_PERSISTENCE = 0.9
-WARMUP_AROUSAL = 0.0  # a clip's dropped warm start is written at least this aroused (Session._warm_up)
+WARMUP_AROUSAL = 0.0  # clips calmer than this start from a dropped slice written at this arousal (Session._warm_up)
 NEUTRAL_CHOICES = ("any", "ambiguous")  # Guidance.neutral
 MIN_SECONDS, MAX_SECONDS = 1.0, 120.0
 
@@ -91,8 +91,9 @@ class Liveness:
     then pushed the rest of the clip 70 dB down, into what sounded like silence.
 
     So every slice is checked as it is written: its level (10 log10 of the mel power, summed over bands,
-    averaged over frames) must lie in [`quiet_db`, `loud_db`], the range of the corpus's music (its
-    quietest 5% of slices of sad music sit near -42 dB, its loudest at +11 dB; digital silence is -81 dB).
+    averaged over frames) must lie in [`quiet_db`, `loud_db`], around the range of the corpus's music (its
+    quietest 5% of slices of sad music sit near -42 dB, its loudest at +11 dB; digital silence is -81 dB; the
+    blown-up slices reach +40 to +86 dB).
     A slice outside it is written again from the same context and mood, with the walk's next noise, up to
     `retries` times; the draw closest to the range is kept. Whatever is kept is capped at `ceiling`
     (log-mel), a little above the loudest bin of the corpus. Draws come from the clip's own random stream,
@@ -100,7 +101,7 @@ class Liveness:
     """
 
     quiet_db: float = -45.0
-    loud_db: float = 14.0
+    loud_db: float = 20.0
     ceiling: float = 2.5
     retries: int = 12
 
@@ -114,12 +115,16 @@ class Liveness:
         level = self.level_db(slices)
         return torch.clamp(self.quiet_db - level, min=0.0) + torch.clamp(level - self.loud_db, min=0.0)
 
-    def write(self, model, context: torch.Tensor, mood: torch.Tensor, noise: tuple[torch.Tensor, torch.Tensor], redraws: list) -> torch.Tensor:
-        """The model's slices for these rows, each rejected row redrawn with `redraws[row]()` -> (latent, frame noise)."""
+    def write(
+        self, model, context: torch.Tensor, mood: torch.Tensor, noise: tuple[torch.Tensor, torch.Tensor], redraws: list
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(slices, rejected): the model's slices for these rows, each rejected row redrawn with `redraws[row]()`
+        -> (latent, frame noise); a row whose redraw is None is not redrawn, only reported in `rejected`
+        (a guided candidate: another candidate is kept instead, which costs nothing)."""
         out = model(context, mood, *noise)
         distance = self.distance(out)
         for _ in range(self.retries):
-            bad = torch.nonzero(distance > 0).flatten().tolist()
+            bad = [row for row in torch.nonzero(distance > 0).flatten().tolist() if redraws[row] is not None]
             if not bad:
                 break
             latents, noises = zip(*(redraws[row]() for row in bad))
@@ -128,7 +133,7 @@ class Liveness:
             for position, row in enumerate(bad):
                 if again_distance[position] < distance[row]:
                     out[row], distance[row] = again[position], again_distance[position]
-        return torch.clamp(out, max=self.ceiling)
+        return torch.clamp(out, max=self.ceiling), distance > 0
 
 
 class Session:
@@ -150,23 +155,23 @@ class Session:
         self._previous_latent = self.latent
         self.frames_written = 0
         self.liveness = Liveness()
-        if context is None and warm_start:
+        if context is None and warm_start and self.arousal < WARMUP_AROUSAL:
             self._warm_up()
 
     @torch.inference_mode()
     def _warm_up(self) -> None:
-        """Fill the silent start context with music that is then dropped: a warm start.
+        """Put music into the silent start context, then drop it: a warm start, for calm and sad clips.
 
         From a silent context the generator answers a calm or sad mood with silence (98% of first slices
-        at arousal -0.7, 2% at arousal 0: docs/generator.md), so the context is first written at the
-        asked valence and an arousal of at least WARMUP_AROUSAL; the clip proper then starts from music
-        and settles at its own mood within a slice or two.
+        at arousal -0.7, 42% at -0.3, 2% at 0: docs/generator.md), so one slice is first written at the
+        asked valence and an arousal of WARMUP_AROUSAL; the clip proper starts from it (2% of first slices
+        at arousal -0.7 are then silent, and the liveness check redraws those) and settles at its own
+        mood within a slice or two. Clips at arousal >= 0 start cold: their first slice is music anyway.
         """
-        valence, arousal = emphasised(self.valence, max(self.arousal, WARMUP_AROUSAL), self.valence_scale)
+        valence, arousal = emphasised(self.valence, WARMUP_AROUSAL, self.valence_scale)
         mood = torch.tensor([[valence, arousal]], device=self.device)
-        for _ in range(math.ceil(self.model.context_frames / self.model.slice_frames)):
-            out = self.liveness.write(self.model, self.context, mood, self.draw_noise(), [self.redraw_noise])
-            self.context = torch.cat([self.context, out], dim=2)[..., -self.model.context_frames :]
+        out, _ = self.liveness.write(self.model, self.context, mood, self.draw_noise(), [self.redraw_noise])
+        self.context = torch.cat([self.context, out], dim=2)[..., -self.model.context_frames :]
 
     def _initial_context(self, context) -> torch.Tensor:
         frames = self.model.context_frames
@@ -219,7 +224,7 @@ class Session:
         self._advance_mood()
         latent, frame_noise = self.draw_noise()
         mood = torch.tensor([emphasised(self.valence, self.arousal, self.valence_scale)], device=self.device)
-        out = self.liveness.write(self.model, self.context, mood, (latent, frame_noise), [self.redraw_noise])
+        out, _ = self.liveness.write(self.model, self.context, mood, (latent, frame_noise), [self.redraw_noise])
         self.context = torch.cat([self.context, out], dim=2)[..., -self.model.context_frames :]
         self.frames_written += out.shape[-1]
         return out[0].cpu()
@@ -349,11 +354,11 @@ class MelGenerator:
             centre = (first + len(indices) / 2) * self.slice_frames / FRAMES_PER_SECOND
             valences = [t.at(centre)[0] for t in trajectories]
             if candidates == 1:
-                chunk, context = self._write([(clip, 0) for clip in range(len(sessions))], sessions, trajectories, context, indices, n_slices, progress, guidance)
+                chunk, context, _ = self._write([(clip, 0) for clip in range(len(sessions))], sessions, trajectories, context, indices, n_slices, progress, guidance)
                 chosen.append(chunk)
                 continue
             rows = everyone if guidance.accept is None else [(clip, 0) for clip in range(len(sessions))]
-            chunk, ends = self._write(rows, sessions, trajectories, context, indices, n_slices, progress, guidance)
+            chunk, ends, rejected = self._write(rows, sessions, trajectories, context, indices, n_slices, progress, guidance)
             scores, classes = self._scores(chunk, heard, [valences[clip] for clip, _ in rows], [clip for clip, _ in rows], guidance)
             if guidance.accept is not None:
                 # Candidate 0 stays where the critic is sure enough of the asked mode (or there is no mode to ask for).
@@ -361,10 +366,14 @@ class MelGenerator:
                 retry = [clip for clip in range(len(sessions)) if valences[clip] != 0 and float(probability[clip]) < guidance.accept]
                 more = [(clip, k) for clip in retry for k in range(1, candidates)]
                 if more:
-                    extra, extra_ends = self._write(more, sessions, trajectories, context, indices, None, None, guidance)
+                    extra, extra_ends, extra_rejected = self._write(more, sessions, trajectories, context, indices, None, None, guidance)
                     extra_scores, extra_classes = self._scores(extra, heard, [valences[clip] for clip, _ in more], [clip for clip, _ in more], guidance)
                     rows, chunk, ends = rows + more, torch.cat([chunk, extra]), torch.cat([ends, extra_ends])
                     scores, classes = torch.cat([scores, extra_scores]), torch.cat([classes, extra_classes])
+                    rejected = torch.cat([rejected, extra_rejected])
+            # A candidate with a slice the liveness check rejected (silent or blown up) is never kept; candidate 0
+            # is redrawn instead of rejected, so every clip keeps one.
+            scores = torch.where(rejected.to(scores.device), torch.full_like(scores, -math.inf), scores)
             # The best row of each clip; ties (valence 0 with neutral "any": every score is 0) go to the first row, candidate 0.
             best: dict[int, int] = {}
             for row, (clip, _) in enumerate(rows):
@@ -379,22 +388,26 @@ class MelGenerator:
             chosen.append(chunk[winners])
         return torch.cat(chosen, dim=2)[..., :total_frames].cpu()
 
-    def _write(self, rows, sessions, trajectories, context, indices, n_slices, progress, guidance: Guidance) -> tuple[torch.Tensor, torch.Tensor]:
+    def _write(self, rows, sessions, trajectories, context, indices, n_slices, progress, guidance: Guidance) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Slices `indices` for each (clip, candidate) row, from its clip's kept context: the (R, 80, frames)
-        chunk and each row's context after it."""
+        chunk, each row's context after it, and whether a row holds a slice the liveness check rejected.
+        Candidate 0 is redrawn when a slice is rejected; the other candidates are only marked."""
         device = context.device
         context = context[[clip for clip, _ in rows]]
+        rejected = torch.zeros(len(rows), dtype=torch.bool)
+        redraws = [sessions[clip][k].redraw_noise if k == 0 else None for clip, k in rows]
         pieces = []
         for index in indices:
             centre = (index + 0.5) * self.slice_frames / FRAMES_PER_SECOND
             mood = torch.tensor([guidance.condition(*trajectories[clip].at(centre)) for clip, _ in rows], dtype=torch.float32, device=device)
             latents, noises = zip(*(sessions[clip][k].draw_noise() for clip, k in rows))
-            out = self.liveness.write(self.model, context, mood, (torch.cat(latents), torch.cat(noises)), [sessions[clip][k].redraw_noise for clip, k in rows])
+            out, bad = self.liveness.write(self.model, context, mood, (torch.cat(latents), torch.cat(noises)), redraws)
+            rejected |= bad.cpu()
             context = torch.cat([context, out], dim=2)[..., -self.model.context_frames :]
             pieces.append(out)
             if progress is not None:
                 progress(index + 1, n_slices)
-        return torch.cat(pieces, dim=2), context
+        return torch.cat(pieces, dim=2), context, rejected
 
     def _scores(
         self, chunk: torch.Tensor, heard: torch.Tensor | None, valences: list[float], clips: list[int], guidance: Guidance

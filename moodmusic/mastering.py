@@ -13,9 +13,9 @@ The loudness rules of the project (see docs/mastering.md) live here, and only he
 Loudness is ITU-R BS.1770-4 integrated loudness, measured with `pyloudnorm` (a maintained, tested
 implementation of the standard's K-weighting and gating). Peaks are held by `pedalboard`'s `Limiter`
 (Spotify's wrapper of JUCE's limiter: two compressors and a clipper at 0 dBFS, no look-ahead, so it
-streams sample-accurately with `reset=False`), whose output is scaled to a ceiling under -1 dBTP. True peak is read at 4x oversampling (`scipy.signal.resample_poly`),
-as BS.1770-4 Annex 2 describes; where the limiter's clipper leaves an inter-sample peak above the
-ceiling, a small static gain takes it under.
+streams sample-accurately with `reset=False`), whose output is scaled to a ceiling under -1 dBTP. True peak is read at 4x
+oversampling with the 48-tap interpolation filter of BS.1770-4 Annex 2 (`scipy.signal.upfirdn`); where the limiter's clipper leaves an inter-sample peak above the ceiling, a
+small static gain takes it under.
 
 Mastering sets a level; it cannot make music. A clip whose generator fell silent would be boosted into
 noise, so `master` refuses gains above `MAX_GAIN_DB` (`MasteringError`) and the chain never asks for
@@ -108,15 +108,32 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> fl
         return float(_meter(sample_rate).integrated_loudness(audio))
 
 
+_TRUE_PEAK_TAPS: np.ndarray | None = None
+
+
+def _true_peak_taps() -> np.ndarray:
+    """The 4x interpolation filter: 48 taps (12 per phase), as BS.1770-4 Annex 2 specifies, windowed sinc."""
+    global _TRUE_PEAK_TAPS
+    if _TRUE_PEAK_TAPS is None:
+        from scipy.signal import firwin
+
+        _TRUE_PEAK_TAPS = (OVERSAMPLING * firwin(12 * OVERSAMPLING, 1.0 / OVERSAMPLING)).astype(np.float32)
+    return _TRUE_PEAK_TAPS
+
+
+def oversampled_abs(audio: np.ndarray) -> np.ndarray:
+    """|audio| at 4x the sample rate (the interpolated points between samples included)."""
+    from scipy.signal import upfirdn
+
+    return np.abs(upfirdn(_true_peak_taps(), np.asarray(audio, dtype=np.float32), up=OVERSAMPLING))
+
+
 def true_peak_dbtp(audio: np.ndarray) -> float:
     """The 4x oversampled peak in dBTP (BS.1770-4 Annex 2); -inf for silence."""
-    from scipy.signal import resample_poly
-
-    audio = np.asarray(audio, dtype=np.float64)
+    audio = np.asarray(audio, dtype=np.float32)
     if audio.size == 0:
         return -math.inf
-    peak = float(np.max(np.abs(resample_poly(audio, OVERSAMPLING, 1))))
-    peak = max(peak, float(np.max(np.abs(audio))))
+    peak = max(float(np.max(oversampled_abs(audio))), float(np.max(np.abs(audio))))
     return 20.0 * math.log10(peak) if peak > 0 else -math.inf
 
 
@@ -270,32 +287,46 @@ def master(audio: np.ndarray, arousal: float | Callable[[float], float], sample_
     # The limiter lowers the loudness where it works, and the static trim that takes inter-sample peaks under
     # the ceiling lowers it more; the gain is searched (secant steps on loudness against gain) until the
     # finished audio is within 0.25 LU of the target.
-    tried: list[tuple[float, float]] = []  # (gain, finished loudness)
-    for _ in range(MAKEUP_PASSES):
-        out, loudness, peak, trim = _finish(audio, gain_db, sample_rate)
-        tried.append((gain_db, loudness))
-        if abs(target - loudness) < 0.25 or gain_db >= MAX_GAIN_DB:
+    aim, tried = target, []
+    for _ in range(2):  # the second round only when the true-peak trim took more than 0.5 LU
+        out, gain_db, loudness = _search_gain(audio, gain_db, aim, sample_rate, tried)
+        peak = true_peak_dbtp(out)
+        trim = min(0.0, TRUE_PEAK_CEILING_DBTP - 0.05 - peak)  # a static gain: loudness and peak move by exactly this
+        if trim > -0.5 or gain_db >= MAX_GAIN_DB:
             break
-        if len(tried) >= 2 and abs(tried[-1][1] - tried[-2][1]) > 1e-3:
-            slope = (tried[-1][1] - tried[-2][1]) / (tried[-1][0] - tried[-2][0])
-            step = (target - loudness) / max(slope, 0.05)
-        else:
-            step = target - loudness
-        gain_db = min(MAX_GAIN_DB, gain_db + float(np.clip(step, -12.0, 12.0)))
-    return Mastered(out, float(gain_db + trim), loudness, peak, target)
+        aim = aim - trim  # aim higher by what the trim will take
+    if trim < 0:
+        out = (out * db_to_gain(trim)).astype(np.float32)
+    return Mastered(out, float(gain_db + trim), loudness + trim, peak + trim, target)
 
 
 MAKEUP_PASSES = 5
 
 
-def _finish(audio: np.ndarray, gain_db: float, sample_rate: int) -> tuple[np.ndarray, float, float, float]:
-    """(audio, loudness, true peak, trim): the gain, the limiter, then a static trim under the true-peak ceiling."""
-    out = limit(audio * db_to_gain(gain_db), sample_rate)
-    peak = true_peak_dbtp(out)
-    trim = min(0.0, TRUE_PEAK_CEILING_DBTP - 0.05 - peak)  # a static gain: loudness and peak move by exactly this
-    if trim < 0:
-        out = (out * db_to_gain(trim)).astype(np.float32)
-    return out, integrated_loudness(out, sample_rate), peak + trim, trim
+def _search_gain(audio: np.ndarray, gain_db: float, aim: float, sample_rate: int, tried: list[tuple[float, float]]) -> tuple[np.ndarray, float, float]:
+    """(limited audio, gain, its loudness): the gain before the limiter that brings the limited audio within
+    0.5 LU of `aim` (a quarter of the 2 LU tolerance). The limiter lowers the loudness where it works, so the
+    gain is searched: secant steps on loudness against gain, from the (gain, loudness) pairs in `tried`."""
+    if len(tried) >= 2:  # a second round: step from what the first learnt
+        gain_db = _secant_step(tried, aim)
+    for _ in range(MAKEUP_PASSES):
+        out = limit(audio * db_to_gain(gain_db), sample_rate)
+        loudness = integrated_loudness(out, sample_rate)
+        tried.append((gain_db, loudness))
+        if abs(aim - loudness) < 0.5 or gain_db >= MAX_GAIN_DB:
+            break
+        gain_db = _secant_step(tried, aim)
+    return out, gain_db, loudness
+
+
+def _secant_step(tried: list[tuple[float, float]], aim: float) -> float:
+    """The next gain to try: along the line through the last two (gain, loudness) pairs; from one, a slope of
+    0.7 (loudness gained per dB of gain where the limiter works: measured 0.3-1.0 on generated clips)."""
+    gain_db, loudness = tried[-1]
+    slope = 0.7 if aim > loudness else 1.0
+    if len(tried) >= 2 and abs(tried[-1][0] - tried[-2][0]) > 1e-6:
+        slope = max((tried[-1][1] - tried[-2][1]) / (tried[-1][0] - tried[-2][0]), 0.05)
+    return min(MAX_GAIN_DB, gain_db + float(np.clip((aim - loudness) / slope, -12.0, 12.0)))
 
 
 def report(mastered: Mastered, sample_rate: int = SAMPLE_RATE, exclude_tail_seconds: float = 0.0) -> LevelReport:
@@ -355,7 +386,7 @@ class TruePeakGuard:
     A clip is limited, measured and trimmed as a whole (`master`); a stream cannot be trimmed after the fact,
     and a limiter that clips (pedalboard's) leaves inter-sample peaks. No maintained Python package offers a
     streaming true-peak limiter, so this stage is small and plain: the 4x oversampled peak of every sample
-    (`scipy.signal.resample_poly`, BS.1770-4 Annex 2) gives the gain each sample needs; a sliding minimum
+    (`oversampled_abs`, BS.1770-4 Annex 2) gives the gain each sample needs; a sliding minimum
     over the look-ahead and a moving average of the same length (which never exceeds any need it covers)
     turn it into a smooth gain that is down before the peak arrives. The output lags the input by
     `lookahead` samples (20 ms), the same for every chunk; the first chunk starts with that much silence.
@@ -370,15 +401,18 @@ class TruePeakGuard:
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         from numpy.lib.stride_tricks import sliding_window_view
-        from scipy.signal import resample_poly
 
         n = chunk.size
         if n == 0:
             return np.zeros(0, dtype=np.float32)
         buffer = np.concatenate([self._delay, np.asarray(chunk, dtype=np.float64)])
         padded = np.concatenate([self._context, buffer])
-        up = np.abs(resample_poly(padded, OVERSAMPLING, 1))
-        peaks = np.maximum(up[: padded.size * OVERSAMPLING].reshape(-1, OVERSAMPLING).max(axis=1), np.abs(padded))[self._context.size :]
+        # upfirdn's output lags by half its filter (23.5 points): sample i sits at point 4i + 23.5, so the
+        # points 4i + 22 .. 4i + 25 are the ones within half a sample of it.
+        up = oversampled_abs(padded)
+        lag = (_true_peak_taps().size - 1) // 2 - 1
+        around = up[lag : lag + padded.size * OVERSAMPLING].reshape(-1, OVERSAMPLING).max(axis=1)
+        peaks = np.maximum(around, np.abs(padded))[self._context.size :]
         need = np.minimum(1.0, self.ceiling / np.maximum(peaks, 1e-12))
         # minima[i]: the least need over samples i .. i + lookahead - 1 (for the n samples emitted now)
         minima = sliding_window_view(need, self.lookahead)[:n].min(axis=1)

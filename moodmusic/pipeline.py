@@ -100,7 +100,7 @@ class Pipeline:
     def _finish(self, clip: Clip, verify: bool, narrate: bool, seed: int) -> Clip:
         if verify or narrate:
             started = time.perf_counter()
-            clip.analysis = self.classifier.analyze(clip.audio)
+            clip.analysis = self.classifier.analyze(clip.audio, loudness_lufs=clip.level.loudness_lufs if clip.level else None)
             clip.timings["classifier"] = time.perf_counter() - started
         if narrate:
             from narrator import narrate as tell

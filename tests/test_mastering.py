@@ -127,10 +127,10 @@ def test_liveness_redraws_silent_slices_from_the_clips_own_stream():
     def redraw():
         return torch.randn(1, 1, generator=generator), torch.zeros(1, 1, 1)
 
-    out = liveness.write(SilentUnlessPositive(), torch.zeros(3, N_MELS, 4), torch.zeros(3, 2), (latents, torch.zeros(3, 1, 1)), [redraw] * 3)
+    out, rejected = liveness.write(SilentUnlessPositive(), torch.zeros(3, N_MELS, 4), torch.zeros(3, 2), (latents, torch.zeros(3, 1, 1)), [redraw] * 3)
     levels = Liveness.level_db(out)
     assert torch.all(levels > liveness.quiet_db), levels  # every row came back alive
-    never = Liveness(retries=0).write(SilentUnlessPositive(), torch.zeros(1, N_MELS, 4), torch.zeros(1, 2), (latents[:1], torch.zeros(1, 1, 1)), [redraw])
+    never, _ = Liveness(retries=0).write(SilentUnlessPositive(), torch.zeros(1, N_MELS, 4), torch.zeros(1, 2), (latents[:1], torch.zeros(1, 1, 1)), [redraw])
     assert float(Liveness.level_db(never)[0]) < liveness.quiet_db  # without retries the silence stays: the check is what fixes it
 
 
@@ -141,6 +141,6 @@ def test_liveness_caps_a_blown_up_slice():
         def forward(self, context, mood, latent, frame_noise):
             return torch.full((latent.shape[0], N_MELS, 8), 11.0)
 
-    out = Liveness(retries=2).write(Explodes(), torch.zeros(1, N_MELS, 4), torch.zeros(1, 2), (torch.zeros(1, 1), torch.zeros(1, 1, 1)),
+    out, _ = Liveness(retries=2).write(Explodes(), torch.zeros(1, N_MELS, 4), torch.zeros(1, 2), (torch.zeros(1, 1), torch.zeros(1, 1, 1)),
                                     [lambda: (torch.zeros(1, 1), torch.zeros(1, 1, 1))])  # fmt: skip
     assert float(out.max()) == pytest.approx(Liveness().ceiling)
