@@ -80,8 +80,17 @@ def write_report(report: dict, out: Path, command: str) -> None:
         "# Mood classifier (CRNN)",
         "",
         "The classifier is the system's ear: it checks generated clips, drives the narration and analyses uploads.",
+    ]
+    if report.get("input_lufs") is not None:
+        lines += [
+            f"**It does not hear the playback level.** Every input is first brought to {report['input_lufs']:g} LUFS (ITU-R BS.1770-4",
+            "integrated loudness, `pyloudnorm`), in training and in `analyze()`, so the same music 20 dB quieter is the same mood and",
+            "arousal must come from what listeners hear as energy (tempo, onset density, brightness, register, dynamics within the",
+            "clip). The loudness the input came at is reported beside the mood (`loudness_lufs`).",
+        ]
+    lines += [
         "Architecture (`classifier/model.py`): 4 conv blocks (8-16-32-64 channels, 3x3, batch norm, 2x2 max-pool) on the",
-        "absolute log-mel (no per-clip normalisation: loudness is an arousal cue), a bidirectional GRU (64 per direction),",
+        "log-mel, a bidirectional GRU (64 per direction),",
         "attention + max pooling to a 128-d embedding, heads for (valence, arousal) (tanh) and quadrant logits. A key-invariant",
         "chroma branch (circular convolutions over the 12 pitch classes, max over rotations) joins the GRU input: the 80-bin mel",
         "is 67 Hz coarse below 1 kHz, too coarse for the major/minor third that carries valence. The chroma keeps only the",
@@ -146,7 +155,7 @@ def write_report(report: dict, out: Path, command: str) -> None:
             "|---|---|",
         ]
         lines += [f"| {batch} | {rate:,.0f} |" for batch, rate in speed["throughput_windows_per_s"].items()]
-    lines.append("")
+    lines += ["", "The experiments behind this ear and the ones before it, dated: [notes/](notes/README.md).", ""]
     (out / "classifier.md").write_text("\n".join(lines))
 
 
@@ -183,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
         "window_frames": model.window_frames,
         "pitch_channels": model.config.pitch_channels,
         "cue_tracks": model.config.cue_tracks,
+        "input_lufs": model.config.input_lufs,
         "test": test,
         "cross_timbre": {},
     }

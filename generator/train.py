@@ -72,6 +72,7 @@ class TrainConfig:
     anchor_weight: float = 0.0  # weight of the coarse-spectrum L1 to the frozen --init generator's slice (0: none)
     anchor_bands: int = 80  # mel bands averaged into one anchored value (80: each frame's loudness; 8: ten coarse bands)
     average: int = 1  # export the mean weights of the last `average` checkpoints (1: the current weights)
+    normalise_lufs: float | None = None  # train on the corpus brought to this loudness (load_training_mels)
     channels: int = 192
     checkpoint_every: int = 200
     log_every: int = 10
@@ -103,17 +104,27 @@ class WindowSampler:
         return torch.from_numpy(np.stack(windows).astype(np.float32)), torch.from_numpy(self.moods[picks])
 
 
-def load_training_mels(data: str) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray], np.ndarray]:
-    """Train and val split mels and moods of a corpus folder (mels precomputed by the builder)."""
+def load_training_mels(data: str, normalise_lufs: float | None = None) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray], np.ndarray]:
+    """Train and val split mels and moods of a corpus folder (mels precomputed by the builder).
+
+    With `normalise_lufs`, every clip's mel is that of its audio brought to this loudness (a gain is a
+    constant added to the log-mel; bins at the log floor stay there), so level carries no mood and the
+    generator must write arousal with tempo, density and timbre (mastering sets the level afterwards)."""
     from corpus.loaders import load_corpus
     from moodmusic.audio import load_audio
-    from moodmusic.mel import log_mel
+    from moodmusic.mastering import integrated_loudness
+    from moodmusic.mel import LOG_FLOOR, log_mel
 
     splits: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
     for clip in load_corpus(Path(data)):
         if clip.split not in splits:
             continue
         mel = np.load(clip.mel) if clip.mel and Path(clip.mel).exists() else log_mel(load_audio(clip.audio)).numpy()
+        if normalise_lufs is not None:
+            loudness = integrated_loudness(load_audio(clip.audio))
+            if np.isfinite(loudness):
+                shift = (normalise_lufs - loudness) / 20.0 * np.log(10.0)  # natural-log units of magnitude
+                mel = np.where(mel > LOG_FLOOR + 1e-3, np.maximum(mel.astype(np.float32) + shift, LOG_FLOOR), LOG_FLOOR)
         splits[clip.split][0].append(mel.astype(np.float16))
         splits[clip.split][1].append((clip.valence, clip.arousal))
     (train_mels, train_moods), (val_mels, val_moods) = splits["train"], splits["val"]
@@ -145,7 +156,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     accelerator = Accelerator()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_mels, train_moods, val_mels, val_moods = load_training_mels(config.data)
+    train_mels, train_moods, val_mels, val_moods = load_training_mels(config.data, config.normalise_lufs)
     sample = np.concatenate([m[:, ::8] for m in train_mels[:500]], axis=1).astype(np.float32)
     mel_mean, mel_std = float(sample.mean()), float(sample.std())
     g_config = GeneratorConfig(channels=config.channels, mel_mean=mel_mean, mel_std=mel_std)
@@ -389,6 +400,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", type=int, default=defaults.channels, help="generator width (weights grow with its square)")
     parser.add_argument("--critic", default=defaults.critic, help="a trained mode critic folder (moodmusic train critic) whose verdict on 3 s rollouts joins the loss")
     parser.add_argument("--critic-weight", type=float, default=defaults.critic_weight)
+    parser.add_argument("--normalise-lufs", type=float, default=None, help="train on every clip brought to this loudness (LUFS), so level carries no mood")
     parser.add_argument("--init", default=defaults.init, help="start from this generator folder (e.g. checkpoints/generator) with a fresh discriminator")
     parser.add_argument("--discriminator-warmup", type=int, default=defaults.discriminator_warmup, help="first steps train only the discriminator")
     parser.add_argument("--anchor-weight", type=float, default=defaults.anchor_weight, help="weight of an L1 that keeps each frame's coarse spectrum as the frozen --init generator writes it (0: off)")
@@ -405,7 +417,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
         rollout_probability=args.rollout_probability, rollout_slices=args.rollout_slices, diversity_weight=args.diversity_weight, channels=args.channels,
         critic=args.critic, critic_weight=args.critic_weight, average=args.average, init=args.init, discriminator_warmup=args.discriminator_warmup, anchor_weight=args.anchor_weight, anchor_bands=args.anchor_bands,
-        checkpoint_every=args.checkpoint_every, seed=args.seed, threads=args.threads, export=args.export,
+        normalise_lufs=args.normalise_lufs, checkpoint_every=args.checkpoint_every, seed=args.seed, threads=args.threads, export=args.export,
     )  # fmt: skip
     print(json.dumps(train(config)))
     return 0
