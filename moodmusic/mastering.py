@@ -337,24 +337,26 @@ def report(mastered: Mastered, sample_rate: int = SAMPLE_RATE, exclude_tail_seco
 class StreamMaster:
     """Mastering for the live stream, chunk by chunk, with no pumping at the joins.
 
-    The gain follows the stream's short-term loudness (the last 3 s, BS.1770 gated) towards the target of
-    the arousal of the moment. It moves smoothly: a linear ramp within each chunk, rising at most
-    `max_rise_db` and falling at most `max_fall_db` per second (an automatic gain control's slow release and
-    quicker attack), so a join never carries a step; the limiter keeps its state from chunk to chunk, and a
+    The gain follows the loudness of the last half second (BS.1770 gated) towards the target of the arousal
+    of the moment: a leveller. The generator's own level wanders by 20-30 dB over a few seconds in a stream
+    (a slower gain, following 3 s, left the short-term loudness more than 3 LU off its line 31% of the
+    time); the price is that the music's own swells are flattened at that scale too. The gain moves
+    smoothly: a linear ramp within each chunk, rising at most `max_rise_db` and falling at most
+    `max_fall_db` per second, so a join never carries a step; the limiter keeps its state from chunk to chunk, and a
     look-ahead guard (`TruePeakGuard`) holds the true peak under -1 dBTP.
 
         sm = StreamMaster()
         out = sm.process(chunk, arousal=0.2)    # float32, same length, `sm.delay` samples later
     """
 
-    HISTORY_SECONDS = 3.0
+    HISTORY_SECONDS = 0.5  # measured on 4 x 60 s streams: 3 s (with 4 / 12 dB/s) left 27 of 452 joins with a short-term step over 3 dB
 
     @property
     def delay(self) -> int:
         """Samples the output lags the input by (the true-peak guard's look-ahead)."""
         return self._guard.lookahead
 
-    def __init__(self, sample_rate: int = SAMPLE_RATE, max_rise_db: float = 4.0, max_fall_db: float = 12.0):
+    def __init__(self, sample_rate: int = SAMPLE_RATE, max_rise_db: float = 24.0, max_fall_db: float = 48.0):
         self.sample_rate = sample_rate
         self.max_rise_db, self.max_fall_db = max_rise_db, max_fall_db  # dB per second the gain may rise / fall
         self.gain_db: float | None = None
