@@ -209,7 +209,8 @@ def markdown(report: dict, command: str) -> str:
     lines = [
         "# Levels: every output path, as a loudness meter hears it",
         "",
-        f"Measured with `{command}` on {report['date']} in {report['seconds']:.0f} s; versions {report['versions']}. All numbers: `levels.json`.",
+        f"Measured with `{command}` on {report['date']} in {report['seconds']:.0f} s; versions: "
+        + ", ".join(f"{stage} `{version}`" for stage, version in report["versions"].items()) + ". All numbers: `levels.json`.",
         "",
         "| rule | measured | met |",
         "|---|---|---|",

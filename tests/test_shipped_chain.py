@@ -80,3 +80,16 @@ def test_shipped_clips_are_audible_mastered_music(shipped_chain, mood, seeds, se
         # Not merely loud on average: every second carries sound within 40 dB of the clip's loudness.
         seconds_rms = mastering.windowed_rms_db(clip.audio, 22050, 22050)
         assert seconds_rms.min() > level.loudness_lufs - 40, (mood, seed, seconds_rms.round(1))
+
+
+def test_evaluate_levels_quick_judges_every_output_path(tmp_path):
+    """`moodmusic evaluate levels --quick`: clips, a loop, stingers and a live stream through the shipped chain,
+    judged by the meters alone; every rule must hold."""
+    assert main(["evaluate", "levels", "--quick", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "levels.json").read_text())
+    summary = report["summary"]
+    assert summary["clips"] == len(report["clips"]) > 10 and summary["streams"] == 1
+    assert summary["below_floor"] == summary["with_dead_air"] == summary["over_true_peak"] == summary["off_target"] == 0
+    assert summary["stream_true_peak_dbtp_max"] <= -1.0 and summary["stream_dead_air_seconds"] == 0
+    assert {r["kind"] for r in report["clips"]} >= {"clip", "loop", "stinger-rise", "stinger-fall", "stinger-hit"}
+    assert "| no clip below -30 LUFS | 0 of" in (tmp_path / "levels.md").read_text()
