@@ -5,6 +5,9 @@ let the model learn FluidR3's rendering instead of the mood cues: overall gain, 
 (an EQ), background noise, time and frequency masking, and mixing with another clip of the same
 quadrant (a second performance layered over the first, label averaged).
 
+Weak labels (the real-music set) say only the sign of valence and of arousal, or nothing for a dimension
+(value 0): each item says which sizes and which signs its label knows, and the loss asks for no more.
+
 Corpus clips may also carry cue tracks (`corpus.render.cue_tracks`): per frame, whether a note of a
 graded valence cue sounds. They are cropped, mixed and masked with the audio they describe, and train
 the classifier's cue head (`moodmusic train classifier --cue-weight`).
@@ -39,6 +42,7 @@ class Example:
     quadrant_only: bool
     source: str
     valence_sign_only: bool = False  # the audio carries the sign of this valence label, not its size
+    weak: bool = False  # a weak label (real music): the sign of each dimension, 0 where not known
     cue_tracks: np.ndarray | None = None  # uint8 (2, T) where the graded valence cues sound, if the data knows
 
 
@@ -65,7 +69,7 @@ def load_examples(
             cue_tracks = np.load(clip.cue_tracks)[:, : mel.shape[1]]
             cue_tracks = np.pad(cue_tracks, ((0, 0), (0, mel.shape[1] - cue_tracks.shape[1])))
         examples.append(
-            Example(mel, tonal, clip.valence, clip.arousal, quadrant_index(clip.valence, clip.arousal), clip.quadrant_only, clip.source, cue_tracks=cue_tracks)
+            Example(mel, tonal, clip.valence, clip.arousal, quadrant_index(clip.valence, clip.arousal), clip.quadrant_only, clip.source, cue_tracks=cue_tracks, weak=clip.weak)
         )
     return examples
 
@@ -150,7 +154,8 @@ class CropDataset(torch.utils.data.Dataset):
         self.augment_config = augment_config
         self.seed = seed
         self.epoch = 0
-        self.by_quadrant = {q: [i for i, e in enumerate(examples) if e.quadrant == q] for q in range(4)}
+        # Mixing layers two performances of one quadrant; weak labels do not name a quadrant, so they are never mixed.
+        self.by_quadrant = {q: [i for i, e in enumerate(examples) if e.quadrant == q and not e.weak] for q in range(4)}
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -164,7 +169,7 @@ class CropDataset(torch.utils.data.Dataset):
         config = self.augment_config
         mixed = None
         if config is not None:
-            if rng.random() < config.mix_probability and len(self.by_quadrant[example.quadrant]) > 1:
+            if not example.weak and rng.random() < config.mix_probability and len(self.by_quadrant[example.quadrant]) > 1:
                 other = mixed = self.examples[int(rng.choice(self.by_quadrant[example.quadrant]))]
                 weight = rng.uniform(0.6, 0.9)
                 other_crop = random_crop(other, self.frames, rng, self.context_frames)
@@ -184,7 +189,9 @@ class CropDataset(torch.utils.data.Dataset):
             "valence_arousal": torch.tensor([valence, arousal], dtype=torch.float32),
             "quadrant": torch.tensor(example.quadrant),
             "has_point": torch.tensor(0.0 if example.quadrant_only else 1.0),
-            "valence_size_known": torch.tensor(0.0 if example.valence_sign_only or (mixed is not None and mixed.valence_sign_only) else 1.0),
+            "size_known": torch.tensor([0.0 if example.weak or example.valence_sign_only or (mixed is not None and mixed.valence_sign_only) else 1.0,
+                                        0.0 if example.weak else 1.0]),
+            "sign_known": torch.tensor([float(not example.weak or valence != 0), float(not example.weak or arousal != 0)]),
             "cue_tracks": torch.from_numpy(cue_tracks.astype(np.float32)) if cues_known else torch.zeros(len(CUE_TRACKS), self.frames),
             "cue_tracks_known": torch.tensor(1.0 if cues_known else 0.0),
         }

@@ -2,7 +2,9 @@
 
 Trains on the corpus (or a DEAM folder, a CSV manifest, quadrant folders: corpus.loaders), or on
 several of them at once (their splits joined: renditions of one plan under two cue versions share
-their pieces' splits, so nothing leaks). `--sign-only-data` adds data whose valence labels the
+their pieces' splits, so nothing leaks). The real-music set (`moodmusic corpus real`) joins the same
+way: of its weak labels only the sign of each dimension that a track's use in its game implies is
+trained on, and its unlabelled excerpts add no loss (they shape the batch-norm statistics). `--sign-only-data` adds data whose valence labels the
 audio carries only the sign of (a cues-v1 corpus): those clips train arousal, the quadrant, the mode
 and the valence sign, never the size of valence, and are left out of validation and test.
 
@@ -47,6 +49,7 @@ class TrainConfig:
     # The front end's input loudness (LUFS): every clip is brought to it before its features, in training
     # and in analyze(), so the level carries no mood. None: inputs as they come (or as the --init model has it).
     input_lufs: float | None = None
+    weak_repeat: int = 1  # each weakly labelled training excerpt (the real-music set) is seen this many times an epoch
     export: bool = False
 
 
@@ -83,10 +86,13 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     examples = {}
     for name in ("train", "val", "test"):
         # Epochs are chosen, and the model scored, only on clips whose whole label the audio carries,
-        # so sign-only data is not even loaded outside the train split.
-        split = [(clip, sign_only) for clip, sign_only in clips if clip.split == name and (name == "train" or not sign_only)]
+        # so sign-only data and weak labels are not even loaded outside the train split (the real-music
+        # set's held-out part is measured by `moodmusic evaluate classifier --real`).
+        split = [(clip, sign_only) for clip, sign_only in clips if clip.split == name and (name == "train" or not (sign_only or clip.weak))]
         loaded = load_examples([clip for clip, _ in split], progress, desc=f"loading {name}", semitones=config.pitch_channels > 0, input_lufs=config.input_lufs)
         examples[name] = [dataclasses.replace(example, valence_sign_only=sign_only) for example, (_, sign_only) in zip(loaded, split)]
+    weak = [e for e in examples["train"] if e.weak and (e.valence != 0 or e.arousal != 0)]
+    examples["train"] += weak * (config.weak_repeat - 1)
     if not examples["train"]:
         raise SystemExit(f"{', '.join(config.data)}: no clips in the train split")
     validation = examples["val"] or [e for e in examples["train"] if not e.valence_sign_only][:200]
@@ -118,8 +124,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         start_epoch, best = int(state["epoch"]) + 1, json.loads(state["best"])
         accelerator.print(f"resuming after epoch {start_epoch - 1} (best so far: epoch {best['epoch']})")
 
-    cross_entropy = torch.nn.CrossEntropyLoss()
-    binary_cross_entropy = torch.nn.BCEWithLogitsLoss()
+    cross_entropy = torch.nn.CrossEntropyLoss(reduction="none")
+    binary_cross_entropy = torch.nn.BCEWithLogitsLoss(reduction="none")
     positive_valence = torch.tensor([float(mood_quadrant in ("happy", "calm")) for mood_quadrant in QUADRANTS], device=accelerator.device)
     for epoch in range(start_epoch, config.epochs):
         dataset.epoch = epoch
@@ -127,12 +133,14 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         started, totals, batches = time.perf_counter(), {"loss": 0.0, "va": 0.0, "quadrant": 0.0, "mode": 0.0, "cue": 0.0}, 0
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False):
             outputs = model(batch["mel"], batch["tonal"], batch["context"])
-            errors = point_errors(outputs["valence_arousal"], batch["valence_arousal"], batch["valence_size_known"], config.sign_margin)
+            errors = point_errors(outputs["valence_arousal"], batch["valence_arousal"], batch["size_known"], batch["sign_known"], config.sign_margin)
             point_loss = (errors * batch["has_point"]).mean()
-            quadrant_loss = cross_entropy(outputs["quadrant_logits"], batch["quadrant"])
-            # Every label, quadrant-only ones too, tells the valence sign: major (happy, calm) or not.
+            # A label names the quadrant when it knows both signs (weak labels may not).
+            quadrant_known = batch["sign_known"].prod(dim=1)
+            quadrant_loss = masked_mean(cross_entropy(outputs["quadrant_logits"], batch["quadrant"]), quadrant_known)
+            # Every label that knows the valence sign, quadrant-only ones too, tells the mode: major (happy, calm) or not.
             major = positive_valence[batch["quadrant"]]
-            mode_loss = binary_cross_entropy(outputs["mode_logit"], major)
+            mode_loss = masked_mean(binary_cross_entropy(outputs["mode_logit"], major), batch["sign_known"][:, 0])
             loss = point_loss + config.quadrant_weight * quadrant_loss + config.mode_weight * mode_loss
             cue_loss = torch.zeros((), device=loss.device)
             if "cue_logits" in outputs and config.cue_weight > 0:
@@ -197,16 +205,21 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     return summary
 
 
-def point_errors(predicted, target, valence_size_known, sign_margin: float):
-    """Per clip: the smooth L1 error of (valence, arousal), summed; where only the sign of the valence
-    label is known (`valence_size_known` 0), its valence term is a hinge that asks for the right side of
-    0 by `sign_margin`, so an inaudible size is never taught."""
+def point_errors(predicted, target, size_known, sign_known, sign_margin: float):
+    """Per clip: the smooth L1 error of (valence, arousal), summed over the two; for a dimension whose
+    label knows only the sign (`size_known` 0, `sign_known` 1: a cues-v1 valence, a weak label), a hinge
+    that asks for the right side of 0 by `sign_margin`, so an inaudible size is never taught; a dimension
+    the label knows nothing of (both 0) adds nothing. `size_known` and `sign_known` are (B, 2)."""
     import torch
 
     errors = torch.nn.functional.smooth_l1_loss(predicted, target, reduction="none", beta=0.1)
-    sign_errors = torch.relu(sign_margin - torch.sign(target[:, 0]) * predicted[:, 0])
-    valence = valence_size_known * errors[:, 0] + (1 - valence_size_known) * sign_errors
-    return valence + errors[:, 1]
+    sign_errors = torch.relu(sign_margin - torch.sign(target) * predicted)
+    return (size_known * errors + (1 - size_known) * sign_known * sign_errors).sum(dim=1)
+
+
+def masked_mean(values, mask):
+    """The mean of per-clip `values` over the clips where `mask` is 1 (0 if there are none)."""
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 def cue_errors(cue_logits, cue_tracks, known):
@@ -243,13 +256,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", default="", help="start from this classifier folder (its weights, architecture and mel statistics), e.g. checkpoints/classifier")
     parser.add_argument("--input-lufs", type=float, default=None,
                         help="bring every input to this loudness (LUFS) before its features, so the level carries no mood (e.g. -30)")
+    parser.add_argument("--weak-repeat", type=int, default=defaults.weak_repeat, help="see each weakly labelled excerpt (the real-music set) this many times an epoch")
     parser.add_argument("--export", action="store_true", help="write the best model to checkpoints/classifier and the manifest")
 
 
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=tuple(args.data), sign_only_data=tuple(args.sign_only_data), scale=args.scale, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, pitch_channels=args.pitch_channels, cue_weight=args.cue_weight, augment=not args.no_augment, threads=args.threads, init=args.init, input_lufs=args.input_lufs, export=args.export,
+        learning_rate=args.learning_rate, seed=args.seed, pitch_channels=args.pitch_channels, cue_weight=args.cue_weight, augment=not args.no_augment, threads=args.threads, init=args.init, input_lufs=args.input_lufs, weak_repeat=args.weak_repeat, export=args.export,
     )  # fmt: skip
     summary = train(config)
     print(json.dumps({k: v for k, v in summary.items() if k != "val"}, indent=2, default=str))

@@ -4,7 +4,9 @@
 - DEAM in its published layout: `MEMD_audio/<song_id>.mp3` and the song-level static
   annotations `static_annotations_averaged_songs_*.csv` (valence_mean, arousal_mean on 1..9);
 - a CSV manifest a user writes: `path,valence,arousal` (paths relative to the CSV);
-- a folder per quadrant: `happy/`, `angry/` (or `tense/`), `sad/`, `calm/` (or `relaxed/`).
+- a folder per quadrant: `happy/`, `angry/` (or `tense/`), `sad/`, `calm/` (or `relaxed/`);
+- the real-music set (`index.csv` written by `moodmusic corpus real`): weak labels, the sign of each
+  dimension that a track's use in its game implies.
 
 Where a source has no split of its own, `split_of` assigns 80/10/10 from a hash of the item's
 source, so the same file always lands in the same split.
@@ -38,6 +40,9 @@ class LabelledClip:
     mel: Path | None = None  # precomputed log-mel (our corpus), else computed from the audio
     quadrant_only: bool = False  # the label is a quadrant, not a measured point
     cue_tracks: Path | None = None  # where the graded valence cues sound (our corpus: corpus.render.cue_tracks)
+    # A weak label (the real-music set, corpus/real.py): only the sign of each dimension is known, 0 where unknown.
+    weak: bool = False
+    label: str = ""  # the weak label's name (battle, peaceful, ...)
 
 
 def split_of(source: str, shares: tuple[float, float] = (0.8, 0.9)) -> str:
@@ -67,6 +72,19 @@ def load_corpus(folder: Path) -> list[LabelledClip]:
                 audio=folder / row["audio"], valence=float(row["valence"]), arousal=float(row["arousal"]),
                 source=row["source"], split=row["split"], mel=folder / row["mel"] if row.get("mel") else None,
                 cue_tracks=folder / row["cue_tracks"] if row.get("cue_tracks") else None,
+            )  # fmt: skip
+            for row in csv.DictReader(f)
+        ]
+
+
+def load_real(folder: Path) -> list[LabelledClip]:
+    """The real-music set (`moodmusic corpus real`): weak labels, split by track."""
+    folder = Path(folder)
+    with open(folder / "index.csv", newline="") as f:
+        return [
+            LabelledClip(
+                audio=folder / row["audio"], valence=float(row["valence"]), arousal=float(row["arousal"]), source=row["track"],
+                split=row["split"], weak=True, label=row["label"],
             )  # fmt: skip
             for row in csv.DictReader(f)
         ]
@@ -143,6 +161,8 @@ def load_any(path: Path, scale: str = "signed") -> list[LabelledClip]:
         raise DatasetError(f"{path}: neither a folder nor a .csv manifest")
     if (path / "manifest.csv").exists():
         return load_corpus(path)
+    if (path / "index.csv").exists():
+        return load_real(path)
     if any(path.rglob("static_annotations_averaged_songs_*.csv")):
         return load_deam(path)
     if any(p.is_dir() and p.name.lower() in QUADRANT_FOLDERS for p in path.iterdir()):

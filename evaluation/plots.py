@@ -159,3 +159,22 @@ def plot_embeddings(sets: dict[str, np.ndarray], title: str, path: Path) -> None
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_labelled_points(points: np.ndarray, labels: list[str], title: str, path: Path) -> None:
+    """Heard (valence, arousal) points on the mood square, one colour per label, with each label's mean."""
+    plt = _pyplot()
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    for index, name in enumerate(sorted(set(labels))):
+        chosen = np.array([label == name for label in labels])
+        colour = plt.cm.tab10(index % 10)
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=10, alpha=0.55, color=colour, label=f"{name} ({chosen.sum()})")
+        mean = points[chosen].mean(axis=0)
+        ax.scatter(*mean, s=120, marker="X", color=colour, edgecolor="black", linewidth=0.8)
+    _mood_axes(ax)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

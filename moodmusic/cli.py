@@ -16,6 +16,7 @@ import sys
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("corpus", "build"), "corpus.cli", "render the mood-labelled training corpus from music21's scores"),
     (("corpus", "annotate"), "corpus.annotate", "add cue tracks (where the graded valence cues sound) to a corpus built before they existed"),
+    (("corpus", "real"), "corpus.real", "cut weakly labelled excerpts of the real game soundtracks Debian ships (the real-music evaluation set)"),
     (("corpus", "check"), "corpus.audibility", "measure that the corpus labels are audible, without using them"),
     (("corpus", "rerender"), "corpus.rerender", "pass a corpus through a vocoder (audio -> mel -> audio): the renderer's marks, to train the classifier on"),
     (("narrate",), "narrator.cli", "analyse an audio file (or a saved analysis) and tell in words what it feels like"),
