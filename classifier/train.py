@@ -49,7 +49,7 @@ class TrainConfig:
     # The front end's input loudness (LUFS): every clip is brought to it before its features, in training
     # and in analyze(), so the level carries no mood. None: inputs as they come (or as the --init model has it).
     input_lufs: float | None = None
-    weak_repeat: int = 1  # each weakly labelled training excerpt (the real-music set) is seen this many times an epoch
+    weak_repeat: int = 1  # a weak label of few excerpts (the real-music set) is repeated towards the most common one's count, at most this many times
     export: bool = False
 
 
@@ -91,8 +91,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         split = [(clip, sign_only) for clip, sign_only in clips if clip.split == name and (name == "train" or not (sign_only or clip.weak))]
         loaded = load_examples([clip for clip, _ in split], progress, desc=f"loading {name}", semitones=config.pitch_channels > 0, input_lufs=config.input_lufs)
         examples[name] = [dataclasses.replace(example, valence_sign_only=sign_only) for example, (_, sign_only) in zip(loaded, split)]
-    weak = [e for e in examples["train"] if e.weak and (e.valence != 0 or e.arousal != 0)]
-    examples["train"] += weak * (config.weak_repeat - 1)
+    examples["train"] += weak_repeats(examples["train"], config.weak_repeat)
     if not examples["train"]:
         raise SystemExit(f"{', '.join(config.data)}: no clips in the train split")
     validation = examples["val"] or [e for e in examples["train"] if not e.valence_sign_only][:200]
@@ -205,6 +204,19 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     return summary
 
 
+def weak_repeats(examples: list, most: int) -> list:
+    """The extra copies that balance the weak labels (the real-music set): each label's excerpts are repeated
+    until the label is seen about as often as the most common one, at most `most` times in all; unlabelled
+    excerpts (no sign known) are not repeated. One label of many tracks (a peace playlist) would otherwise
+    teach a bias, not a mood."""
+    from collections import Counter
+
+    labelled = [e for e in examples if e.weak and (e.valence != 0 or e.arousal != 0)]
+    counts = Counter((e.valence, e.arousal) for e in labelled)
+    largest = max(counts.values(), default=0)
+    return [e for e in labelled for _ in range(min(most, round(largest / counts[(e.valence, e.arousal)])) - 1)]
+
+
 def point_errors(predicted, target, size_known, sign_known, sign_margin: float):
     """Per clip: the smooth L1 error of (valence, arousal), summed over the two; for a dimension whose
     label knows only the sign (`size_known` 0, `sign_known` 1: a cues-v1 valence, a weak label), a hinge
@@ -256,7 +268,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", default="", help="start from this classifier folder (its weights, architecture and mel statistics), e.g. checkpoints/classifier")
     parser.add_argument("--input-lufs", type=float, default=None,
                         help="bring every input to this loudness (LUFS) before its features, so the level carries no mood (e.g. -30)")
-    parser.add_argument("--weak-repeat", type=int, default=defaults.weak_repeat, help="see each weakly labelled excerpt (the real-music set) this many times an epoch")
+    parser.add_argument("--weak-repeat", type=int, default=defaults.weak_repeat, help="repeat the excerpts of each weak label (the real-music set) until it is seen about as often as the most common label, at most this many times (1: no repeats)")
     parser.add_argument("--export", action="store_true", help="write the best model to checkpoints/classifier and the manifest")
 
 

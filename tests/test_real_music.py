@@ -67,7 +67,7 @@ def test_build_cuts_labelled_excerpts_and_writes_the_index(tiny_real_set):
 
 def test_weak_labels_train_only_the_signs_they_know(tiny_real_set, tmp_path):
     from classifier.data import CropDataset, load_examples
-    from classifier.train import TrainConfig, point_errors, train
+    from classifier.train import TrainConfig, point_errors, train, weak_repeats
     from corpus.build import BuildConfig, build as build_corpus
     from corpus.loaders import load_any
 
@@ -86,7 +86,20 @@ def test_weak_labels_train_only_the_signs_they_know(tiny_real_set, tmp_path):
     build_corpus(BuildConfig(out=str(corpus), clips=8, seconds=2.0, seed=3), progress=False)
     summary = train(TrainConfig(data=(str(corpus), str(out)), out=str(tmp_path / "run"), epochs=1, batch_size=4, window_frames=128,
                                 pitch_channels=0, input_lufs=-30.0, weak_repeat=2), progress=False)  # fmt: skip
-    real_train = sum(c.split == "train" for c in clips)
-    assert real_train > 0 and summary["train_clips"] == sum(c.split == "train" for c in load_any(corpus)) + 2 * real_train
+    real_train = [e for e, c in zip(examples, clips) if c.split == "train"]
+    assert real_train and summary["train_clips"] == sum(c.split == "train" for c in load_any(corpus)) + len(real_train) + len(weak_repeats(real_train, 2))
     assert np.isfinite(summary["val"]["valence_mae"])
 
+
+
+def test_weak_labels_are_balanced_by_repeats_up_to_a_limit():
+    from classifier.data import Example
+    from classifier.train import weak_repeats
+
+    def excerpt(valence, arousal):
+        return Example(np.zeros((80, 4)), np.zeros((12, 4)), valence, arousal, 0, False, "t", weak=True)
+
+    peaceful, dark, battle, unlabelled = [excerpt(0.5, -0.5)] * 10, [excerpt(-0.5, 0.0)] * 2, [excerpt(0.0, 0.5)], [excerpt(0.0, 0.0)] * 3
+    extra = weak_repeats(peaceful + dark + battle + unlabelled, most=4)
+    assert len(extra) == 2 * 3 + 1 * 3  # dark 5x and battle 10x short of peaceful, both capped at 4 views
+    assert not any(e.valence == 0 and e.arousal == 0 for e in extra) and not any(e.valence == 0.5 for e in extra)
