@@ -103,3 +103,18 @@ def test_weak_labels_are_balanced_by_repeats_up_to_a_limit():
     extra = weak_repeats(peaceful + dark + battle + unlabelled, most=4)
     assert len(extra) == 2 * 3 + 1 * 3  # dark 5x and battle 10x short of peaceful, both capped at 4 views
     assert not any(e.valence == 0 and e.arousal == 0 for e in extra) and not any(e.valence == 0.5 for e in extra)
+
+
+def test_real_music_measure_on_the_held_out_excerpts(tiny_real_set):
+    import classifier
+    from classifier.evaluate import real_music
+
+    out, rows = tiny_real_set
+    held_out = [r for r in rows if r["split"] == "test"]
+    report = real_music(classifier.load(), out)
+    assert report["excerpts"] == len(held_out) and len(report["points"]) == len(held_out)
+    assert report["median_arousal_change"] <= 0.10 and report["median_valence_change"] <= 0.05  # the shipped front end
+    high = sum(r["label"] == "battle" for r in held_out)
+    low = sum(r["label"] == "peaceful" for r in held_out)
+    assert report["arousal_pairs"] == high * low
+    assert report["dark_heard_negative"]["excerpts"] == sum(r["label"] == "dark" for r in held_out)
