@@ -18,12 +18,13 @@ from classifier.analysis import Analysis, MoodReading, TimelineWindow
 from classifier.features import context_profile, tonal_features
 from classifier.model import ClassifierConfig, MoodCRNN
 from moodmusic import checkpoints
-from moodmusic.audio import AudioDecodeError, load_audio
+from moodmusic.audio import AudioDecodeError, AudioTooShortError, load_audio
 from moodmusic.mastering import integrated_loudness, normalise_loudness
 from moodmusic.mel import FRAMES_PER_SECOND, LOG_FLOOR, SAMPLE_RATE, log_mel
 from moodmusic.mood import QUADRANTS
 
 MIN_FRAMES = 32  # shorter windows are padded with silence (the log floor)
+MIN_SAMPLES = 1024  # shorter audio is refused: the mel's 1,024-point STFT needs a frame of real samples (46 ms)
 WINDOW_BATCH = 64  # windows per forward pass: bounds memory on files of any length
 
 
@@ -131,11 +132,16 @@ class MoodClassifier:
 
         `loudness_lufs` is the input's integrated loudness when the caller has measured it already (the
         chain, after mastering); otherwise it is measured here. Raises moodmusic.audio.AudioDecodeError for
-        undecodable or empty input.
+        undecodable or empty input, AudioTooShortError for audio shorter than MIN_SAMPLES.
         """
         samples = audio if isinstance(audio, np.ndarray) else load_audio(audio)
         if samples.size == 0:
             raise AudioDecodeError("the audio holds no samples")
+        if samples.size < MIN_SAMPLES:
+            raise AudioTooShortError(
+                f"the audio is {samples.size} samples long ({1000 * samples.size / SAMPLE_RATE:.1f} ms at {SAMPLE_RATE:,} Hz); "
+                f"at least {MIN_SAMPLES:,} samples ({1000 * MIN_SAMPLES / SAMPLE_RATE:.0f} ms) are needed to analyse it"
+            )
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         loudness = integrated_loudness(samples) if loudness_lufs is None else float(loudness_lufs)
         samples = torch.from_numpy(normalise_loudness(samples, self.config.input_lufs, loudness))

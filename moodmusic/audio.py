@@ -56,48 +56,89 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RA
     return librosa.resample(samples.astype(np.float32), orig_sr=source_rate, target_sr=target_rate, res_type="soxr_hq")
 
 
-def _decode_with_librosa(path: str) -> tuple[np.ndarray, int]:
+# Sample rates a real recording can have; a header that declares another (1 Hz, 10 MHz) is refused before
+# decoding, since it would turn a few kilobytes into hours of audio or a huge resampling job.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4_000, 384_000
+BLOCK_FRAMES = 1 << 16  # frames decoded at a time: memory holds one block of the source, never the whole file
+
+
+class AudioTooShortError(ValueError):
+    """Audio too short to analyse (the server answers 422 with the minimum length)."""
+
+
+def _check_rate(rate: int, name: str) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioDecodeError(f"{name}: the file declares a sample rate of {rate:,} Hz; supported rates are {MIN_SAMPLE_RATE:,} to {MAX_SAMPLE_RATE:,} Hz")
+
+
+def _decode_with_librosa(path: str, max_seconds: float | None) -> tuple[np.ndarray, int]:
     import librosa
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # audioread's "PySoundFile failed" warning is expected here
-        samples, rate = librosa.load(path, sr=None, mono=True)
+        samples, rate = librosa.load(path, sr=None, mono=True, duration=max_seconds)  # stops decoding at the limit
     return samples, int(rate)
 
 
 def load_audio(source: str | os.PathLike | bytes, *, max_seconds: float | None = None) -> np.ndarray:
     """Decode a path or raw bytes to mono float32 at 22,050 Hz.
 
-    `max_seconds` keeps only the start of very long input (the caller decides; None keeps all).
+    `max_seconds` keeps only the start of very long input (the caller decides; None keeps all). Only that
+    start is decoded, block by block, downmixed and resampled as it comes, so memory and time follow the
+    seconds kept, not the file's length; a header with an absurd sample rate is refused before decoding.
     """
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
     if not isinstance(source, (bytes, bytearray)) and not Path(source).is_file():
         raise AudioDecodeError(f"{name}: no such file")
     try:
-        data = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
-        samples, rate = soundfile.read(data, dtype="float32", always_2d=False)
+        handle = soundfile.SoundFile(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source))
     except Exception:
-        samples, rate = _decode_fallback(source, name)
-    samples = _to_mono(np.asarray(samples, dtype=np.float32))
+        samples, rate = _decode_fallback(source, name, max_seconds)
+        _check_rate(rate, name)
+        samples = resample(_to_mono(np.asarray(samples, dtype=np.float32)), rate)
+    else:
+        with handle:
+            _check_rate(handle.samplerate, name)
+            try:
+                samples = _read_blocks(handle, None if max_seconds is None else int(max_seconds * handle.samplerate))
+            except (RuntimeError, soundfile.LibsndfileError) as error:  # a header that reads, then a body that does not
+                raise AudioDecodeError(f"{name}: could not decode as audio ({error})") from error
     if samples.size == 0:
         raise AudioDecodeError(f"{name}: the file decodes to no audio samples")
-    if max_seconds is not None:
-        samples = samples[: int(max_seconds * rate)]
-    samples = resample(samples, rate)
     if not np.all(np.isfinite(samples)):
         raise AudioDecodeError(f"{name}: the audio holds NaN or infinite samples")
     return samples
 
 
-def _decode_fallback(source: str | os.PathLike | bytes, name: str) -> tuple[np.ndarray, int]:
+def _read_blocks(handle: soundfile.SoundFile, frames: int | None) -> np.ndarray:
+    """Up to `frames` frames of an open file (None: all), as mono at 22,050 Hz, one block at a time;
+    soxr's streaming resampler (the library librosa's soxr_hq calls) carries its state across blocks."""
+    import soxr
+
+    stream = None if handle.samplerate == SAMPLE_RATE else soxr.ResampleStream(handle.samplerate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    pieces, remaining = [], frames
+    while remaining is None or remaining > 0:
+        block = handle.read(BLOCK_FRAMES if remaining is None else min(BLOCK_FRAMES, remaining), dtype="float32", always_2d=True)
+        if len(block) == 0:
+            break
+        if remaining is not None:
+            remaining -= len(block)
+        mono = np.ascontiguousarray(block.mean(axis=1), dtype=np.float32)
+        pieces.append(mono if stream is None else stream.resample_chunk(mono))
+    if stream is not None:
+        pieces.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+
+def _decode_fallback(source: str | os.PathLike | bytes, name: str, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """MP3 and other formats libsndfile does not read, through librosa/audioread."""
     try:
         if isinstance(source, (bytes, bytearray)):
             with tempfile.NamedTemporaryFile(suffix=".audio") as tmp:
                 tmp.write(source)
                 tmp.flush()
-                return _decode_with_librosa(tmp.name)
-        return _decode_with_librosa(str(source))
+                return _decode_with_librosa(tmp.name, max_seconds)
+        return _decode_with_librosa(str(source), max_seconds)
     except Exception as error:
         raise AudioDecodeError(
             f"{name}: could not decode as audio ({type(error).__name__}); supported formats: {', '.join(SUPPORTED_FORMATS)}"
