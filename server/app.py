@@ -26,6 +26,7 @@ from moodmusic.audio import AudioDecodeError
 from moodmusic.mood import MoodError
 from server import routes, services, stream
 from server.metrics import Metrics, MetricsMiddleware
+from server.security import install_log_redaction
 from server.settings import MB, Settings
 from server.workers import PoolError
 
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        install_log_redaction()  # after uvicorn has configured its loggers: no ?token= reaches a log
         app.state.services = await run_in_threadpool(services.start, settings, metrics, pipeline)
         try:
             yield

@@ -21,10 +21,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class BackgroundServer:
-    def __init__(self, app, host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 120.0):
+    def __init__(self, app, host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 120.0, log_level: str = "warning"):
         self.host, self.port = host, port or free_port(host)
         self.startup_timeout = startup_timeout
-        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_level=log_level, lifespan="on")
         self.server = uvicorn.Server(config)
         self.server.install_signal_handlers = lambda: None  # signals belong to the main thread (pytest, the script)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)

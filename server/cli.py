@@ -11,6 +11,7 @@ SIGTERM or Ctrl-C stops taking connections, finishes the requests in flight, the
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate-limit", type=float, help="requests per minute per key or address, 0 = none (MOODMUSIC_RATE_LIMIT)")
     parser.add_argument("--rate-burst", type=int, help="requests allowed at once before the rate applies (default 10)")
     parser.add_argument("--max-streams", type=int, help="WebSocket streams at once, over it 1013 (default 4; MOODMUSIC_MAX_STREAMS)")
+    parser.add_argument("--stream-pause-timeout", type=float, help="seconds a stream may stay paused before it is closed (default 300; MOODMUSIC_STREAM_PAUSE_TIMEOUT)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the short warm-up clip at startup")
 
 
@@ -47,9 +49,12 @@ def run(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.settings import Settings, SettingsError
 
+    from server.store import ClipStore, StoreFolderError
+
     try:
         settings = Settings.from_env().with_args(args)
-    except SettingsError as error:
+        ClipStore.claim(Path(settings.store_dir))  # before the models load: a folder the store may not own is refused at once
+    except (SettingsError, StoreFolderError) as error:
         raise SystemExit(f"moodmusic serve: {error}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # One process: the pool is the unit of parallelism (uvicorn workers would each load the models).

@@ -18,7 +18,7 @@ from moodmusic.audio import OUTPUT_FORMATS, encode_audio, load_audio
 from moodmusic.mel import SAMPLE_RATE
 from moodmusic.mood import MOOD_SYNONYMS, NAMED_MOODS, Mood, quadrant, resolve
 from server import schemas
-from server.security import authenticate
+from server.security import check_access
 from server.services import Services, get_services
 from server.store import request_key
 
@@ -27,9 +27,9 @@ ERRORS = {status: {"model": schemas.Problem} for status in (401, 404, 413, 415, 
 
 
 async def api_access(request: Request, services: ServicesDep, authorization: Annotated[str | None, Header()] = None) -> None:
-    """Every /v1 route: the bearer key when keys are configured, then the rate limit of that key (or address)."""
-    key = authenticate(authorization, services.settings.api_keys)
-    services.limiter.check(key or (request.client.host if request.client else "unknown"))
+    """Every /v1 route: the bearer key when keys are configured, then the rate limit of that key (or address);
+    a wrong key counts against its address's limit."""
+    check_access(authorization, services.settings.api_keys, services.limiter, request.client.host if request.client else "unknown")
 
 
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(api_access)], responses=ERRORS)

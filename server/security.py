@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import collections
 import hmac
+import logging
 import math
+import re
 import threading
 import time
 
@@ -61,6 +63,43 @@ class RateLimiter:
                 detail=f"rate limit of {self.rate * 60:g} requests per minute exceeded; retry in {math.ceil(wait)} s",
                 headers={"Retry-After": str(math.ceil(wait))},
             )
+
+
+def check_access(authorization: str | None, api_keys: tuple[str, ...], limiter: RateLimiter, address: str) -> str | None:
+    """Authenticate, then take a token from the key's bucket (or the address's, with no keys configured). A
+    failed authentication takes one from the address's bucket first, so guessing keys meets the rate limit
+    (429) like any other request."""
+    try:
+        key = authenticate(authorization, api_keys)
+    except HTTPException:
+        limiter.check(address)
+        raise
+    limiter.check(key or address)
+    return key
+
+
+SECRET_QUERY = re.compile(r"((?:^|[?&;])(?:token|api_key|key)=)[^&;\s\"']*", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    """Hides the value of a ?token= (the WebSocket's key, which browsers can only send in the URL) in log
+    records, uvicorn's access and connection lines among them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(SECRET_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = SECRET_QUERY.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def install_log_redaction(names: tuple[str, ...] = ("uvicorn.access", "uvicorn.error", "uvicorn")) -> None:
+    """Add `RedactSecrets` to these loggers and their handlers, once."""
+    for name in names:
+        logger = logging.getLogger(name)
+        for target in (logger, *logger.handlers):
+            if not any(isinstance(f, RedactSecrets) for f in target.filters):
+                target.addFilter(RedactSecrets())
 
 
 def authenticate(authorization: str | None, api_keys: tuple[str, ...]) -> str | None:

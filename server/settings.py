@@ -13,7 +13,10 @@
     MOODMUSIC_STORE, MOODMUSIC_STORE_CAP_MB      clip store folder and its size cap (default data/store, 1024 MB)
     MOODMUSIC_API_KEYS                           comma-separated bearer tokens; empty: no authentication
     MOODMUSIC_CORS_ORIGINS                       comma-separated origins allowed by CORS; empty: CORS closed
-    MOODMUSIC_RATE_LIMIT, MOODMUSIC_RATE_BURST   requests per minute per key (or client address); 0: no limit
+    MOODMUSIC_RATE_LIMIT, MOODMUSIC_RATE_BURST   requests per minute per key (or client address); 0: no limit;
+                                                 a failed authentication counts against its client address
+    MOODMUSIC_MAX_STREAMS                        WebSocket streams at once (default 4)
+    MOODMUSIC_STREAM_PAUSE_TIMEOUT               seconds a stream may stay paused before it is closed (default 300)
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Settings:
     rate_limit_per_minute: float = 0.0
     rate_burst: int = 10
     max_streams: int = 4  # WebSocket streams at once (/v1/stream); each keeps a share of the CPU busy
+    stream_pause_timeout_s: float = 300.0  # a stream paused longer is closed, so it gives its slot back
     warmup: bool = True  # one short clip at startup, so the first request does not pay for lazy initialisation
 
     def __post_init__(self) -> None:
@@ -70,6 +74,7 @@ class Settings:
             "rate_limit_per_minute": self.rate_limit_per_minute >= 0,
             "rate_burst": self.rate_burst >= 1,
             "max_streams": self.max_streams >= 1,
+            "stream_pause_timeout_s": self.stream_pause_timeout_s > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -111,7 +116,7 @@ class Settings:
             "upload_limit_bytes": megabytes("UPLOAD_LIMIT_MB"), "analyze_max_seconds": number("ANALYZE_MAX_SECONDS"),
             "store_dir": get("STORE"), "store_cap_bytes": megabytes("STORE_CAP_MB"), "api_keys": listing("API_KEYS"),
             "cors_origins": listing("CORS_ORIGINS"), "rate_limit_per_minute": number("RATE_LIMIT"),
-            "rate_burst": number("RATE_BURST", int), "max_streams": number("MAX_STREAMS", int),
+            "rate_burst": number("RATE_BURST", int), "max_streams": number("MAX_STREAMS", int), "stream_pause_timeout_s": number("STREAM_PAUSE_TIMEOUT"),
         }  # fmt: skip
         return cls(**{k: v for k, v in values.items() if v is not None})
 
@@ -125,7 +130,7 @@ class Settings:
             "store_dir": args.store, "store_cap_bytes": None if args.store_cap_mb is None else int(args.store_cap_mb * MB),
             "api_keys": tuple(args.api_key) if args.api_key else None,
             "cors_origins": tuple(args.cors_origin) if args.cors_origin else None,
-            "rate_limit_per_minute": args.rate_limit, "rate_burst": args.rate_burst, "max_streams": args.max_streams,
+            "rate_limit_per_minute": args.rate_limit, "rate_burst": args.rate_burst, "max_streams": args.max_streams, "stream_pause_timeout_s": args.stream_pause_timeout,
             "warmup": False if args.no_warmup else None,
         }  # fmt: skip
         return self.replace(**{k: v for k, v in changes.items() if v is not None})

@@ -6,6 +6,8 @@ format) finds a clip made before, so an identical request is answered from disk,
 - Files are written atomically (a temporary file, then a rename) before their index row is committed,
   and a row is deleted before its files: a crash leaves at worst an orphan file, which `open` removes.
 - Total size is capped; the least recently used clips are evicted first.
+- The store owns only the folder it made (marked by `.moodmusic-store`): it refuses a non-empty folder
+  without that mark, and in its `clips/` removes only files named as it names them.
 - Clip ids are made here (random hex) and every id from outside must match `CLIP_ID`, so no id can
   name a path outside the store.
 """
@@ -29,6 +31,12 @@ import numpy as np
 
 CLIP_ID = re.compile(r"^[0-9a-f]{32}$")
 INDEX_FILE = "index.sqlite"
+MARKER_FILE = ".moodmusic-store"  # written into a folder the store creates (or finds empty): the store owns that folder
+STORE_FILE = re.compile(r"^[0-9a-f]{32}\.(audio|mel\.npy|mel\.png)(\.tmp)?$")  # the only files the store writes in clips/
+
+
+class StoreFolderError(ValueError):
+    """The store folder holds files the store did not write: it refuses to use (and clean) it."""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clips (
     id TEXT PRIMARY KEY,
@@ -79,6 +87,7 @@ class ClipStore:
 
     def __init__(self, root: str | os.PathLike, cap_bytes: int):
         self.root = Path(root)
+        self.claim(self.root)
         self.clips_dir = self.root / "clips"
         self.clips_dir.mkdir(parents=True, exist_ok=True)
         self.cap_bytes = int(cap_bytes)
@@ -87,6 +96,22 @@ class ClipStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
         self._reconcile()
+
+    @staticmethod
+    def claim(root: Path) -> None:
+        """Use `root` only if the store made it: it is new or empty, or holds the store's marker (or the index
+        of a store made before the marker existed). Any other folder is refused, never cleaned."""
+        if root.exists() and not root.is_dir():
+            raise StoreFolderError(f"the clip store {root} is a file; point --store (MOODMUSIC_STORE) at a folder")
+        if (root / MARKER_FILE).exists():
+            return
+        if root.exists() and any(root.iterdir()) and not (root / INDEX_FILE).exists():
+            raise StoreFolderError(
+                f"{root} is not empty and is not a moodmusic clip store (no {MARKER_FILE} in it); the store deletes files it does "
+                "not know there, so it will not use this folder: point --store (MOODMUSIC_STORE) at a new or empty folder"
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        (root / MARKER_FILE).write_text("a moodmusic clip store: the server owns the files in clips/ and the index\n")
 
     # --- paths ----------------------------------------------------------------------------------
     def _files(self, clip_id: str) -> dict[str, Path]:
@@ -104,6 +129,8 @@ class ClipStore:
                     self._db.execute("DELETE FROM clips WHERE id = ?", (clip_id,))
                     ids.discard(clip_id)
             for path in self.clips_dir.iterdir():
+                if not (path.is_file() and STORE_FILE.match(path.name)):
+                    continue  # not a file the store writes: left alone
                 if path.name.split(".")[0] not in ids or path.name.endswith(".tmp"):
                     path.unlink(missing_ok=True)
 

@@ -10,6 +10,9 @@ Protocol (JSON text messages; audio as binary messages):
             {"type": "pause"} / {"type": "resume"} / {"type": "close"}
   server -> {"type": "error", "message": "..."} for a bad message (the stream goes on)
 
+A stream paused for longer than `stream_pause_timeout_s` (default 300 s) is closed with an error message
+and close reason, so it gives its slot back.
+
 Flow control: the server stays at most `buffer_seconds` ahead of real-time playback (counted from the
 first chunk, with pauses excluded) and awaits each send, so a slow client holds back generation
 instead of growing the server's memory. Generation runs in a thread (`anyio.to_thread`), so the event
@@ -30,6 +33,7 @@ from moodmusic.mel import SAMPLE_RATE
 from moodmusic.mood import Mood, MoodError, resolve
 
 router = APIRouter()
+MAX_MESSAGE_CHARS = 4096  # a control message is a few dozen characters
 
 
 def _mood_of(message: dict) -> Mood:
@@ -41,6 +45,13 @@ def _mood_of(message: dict) -> Mood:
         except (TypeError, ValueError) as error:
             raise MoodError(f"valence and arousal must be numbers in [-1, 1]: {error}") from error
     raise MoodError('give "mood" (a name) or "valence" and "arousal"')
+
+
+def _seed(message: dict) -> int:
+    seed = message.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**31 - 1:
+        raise ValueError(f"seed must be a whole number from 0 to {2**31 - 1}, got {seed!r}")
+    return seed
 
 
 def _number(message: dict, key: str, default: float, low: float, high: float) -> float:
@@ -58,8 +69,12 @@ async def _receive_object(websocket: WebSocket) -> dict:
         raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
     if message.get("text") is None:
         raise ValueError("messages must be JSON text, not binary")
+    if len(message["text"]) > MAX_MESSAGE_CHARS:
+        raise ValueError(f"messages must be at most {MAX_MESSAGE_CHARS:,} characters")
     try:
         value = json.loads(message["text"])
+    except RecursionError:
+        raise ValueError("messages must be flat JSON objects, not deeply nested ones") from None
     except json.JSONDecodeError:
         value = None
     if not isinstance(value, dict):
@@ -89,16 +104,17 @@ async def stream(websocket: WebSocket) -> None:
 
     from fastapi import HTTPException
 
-    from server.security import authenticate
+    from server.security import check_access
     from server.services import get_services
 
     services = get_services(websocket)
     await websocket.accept()
-    try:  # browsers cannot set headers on a WebSocket, so the key may also come as ?token=
+    try:  # browsers cannot set headers on a WebSocket, so the key may also come as ?token= (kept out of the logs)
         token = websocket.query_params.get("token")
-        authenticate(websocket.headers.get("authorization") or (f"Bearer {token}" if token else None), services.settings.api_keys)
+        address = websocket.client.host if websocket.client else "unknown"
+        check_access(websocket.headers.get("authorization") or (f"Bearer {token}" if token else None), services.settings.api_keys, services.limiter, address)
     except HTTPException as error:
-        await websocket.close(code=1008, reason=str(error.detail))
+        await websocket.close(code=1013 if error.status_code == 429 else 1008, reason=str(error.detail)[:120])
         return
     limiter: StreamLimiter = services.streams
     if not limiter.try_acquire():
@@ -110,7 +126,7 @@ async def stream(websocket: WebSocket) -> None:
             if start.get("type") != "start":
                 raise ValueError('the first message must be {"type": "start", ...}')
             mood = _mood_of(start)
-            seed = int(start.get("seed", 0))
+            seed = _seed(start)
             chunk_seconds = _number(start, "chunk_seconds", 0.5, 0.1, 2.0)
             buffer_seconds = _number(start, "buffer_seconds", 1.5, 0.5, 10.0)
             live = LiveStream(services.pipeline, (mood.valence, mood.arousal), seed=seed, chunk_seconds=chunk_seconds)
@@ -120,22 +136,23 @@ async def stream(websocket: WebSocket) -> None:
             return
         await websocket.send_text(json.dumps({"type": "started", "sample_rate": SAMPLE_RATE, "format": "pcm_s16le", "channels": 1,
                                               "chunk_samples": live.chunk_samples}))  # fmt: skip
-        await _run(websocket, live, chunk_seconds, buffer_seconds)
+        await _run(websocket, live, chunk_seconds, buffer_seconds, services.settings.stream_pause_timeout_s)
     except WebSocketDisconnect:
         pass
     finally:
         limiter.release()
 
 
-async def _run(websocket: WebSocket, live, chunk_seconds: float, buffer_seconds: float) -> None:
+async def _run(websocket: WebSocket, live, chunk_seconds: float, buffer_seconds: float, pause_timeout_s: float = 300.0) -> None:
     paused = False
+    paused_at = 0.0
     played_before_pause = 0.0  # seconds of playback time accumulated before the current run
     started_at: float | None = None
     sent = 0
     closed = False
 
     async def listen() -> None:
-        nonlocal paused, played_before_pause, started_at, closed
+        nonlocal paused, paused_at, played_before_pause, started_at, closed
         while not closed:
             try:
                 message = await _receive_object(websocket)
@@ -148,7 +165,7 @@ async def _run(websocket: WebSocket, live, chunk_seconds: float, buffer_seconds:
                     mood = _mood_of(message)
                     live.set_mood(mood.valence, mood.arousal, _number(message, "transition_s", 0.0, 0.0, 60.0))
                 elif kind == "pause" and not paused:
-                    paused = True
+                    paused, paused_at = True, time.monotonic()
                     if started_at is not None:
                         played_before_pause += time.monotonic() - started_at
                 elif kind == "resume" and paused:
@@ -164,6 +181,11 @@ async def _run(websocket: WebSocket, live, chunk_seconds: float, buffer_seconds:
         nonlocal started_at, sent
         while not closed:
             played = played_before_pause + (time.monotonic() - started_at if started_at is not None and not paused else 0.0)
+            if paused and time.monotonic() - paused_at > pause_timeout_s:
+                # A paused stream holds one of the few stream slots: give it back after a while, saying why.
+                await websocket.send_text(json.dumps({"type": "error", "message": f"paused for more than {pause_timeout_s:g} s; the stream is closed, start a new one"}))
+                await websocket.close(code=1000, reason=f"paused for more than {pause_timeout_s:g} s")
+                return
             if paused or sent * chunk_seconds >= played + buffer_seconds:
                 await asyncio.sleep(0.02)
                 continue

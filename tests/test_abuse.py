@@ -4,6 +4,7 @@ decompression bombs, absurd sample rates, audio too short to analyse. Each asser
 from __future__ import annotations
 
 import io
+import json
 import struct
 import threading
 import time
@@ -103,3 +104,142 @@ def test_audio_too_short_to_analyse_is_a_422_that_says_the_minimum(client, sampl
 def test_the_shortest_audio_analysed(client):
     wav = audio.to_wav_bytes(np.full(1024, 0.1, dtype=np.float32))
     assert client.post("/v1/analyze", files={"file": ("short.wav", wav, "audio/wav")}, data={"narrate": "false"}).status_code == 200
+
+
+# --- keys, logs and streams --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_pipeline(tiny_checkpoints):
+    from moodmusic.pipeline import load_pipeline
+    from narrator import TemplateNarrator
+
+    return load_pipeline(tiny_checkpoints, narrator=TemplateNarrator())
+
+
+def test_guessing_keys_meets_the_rate_limit(tiny_pipeline, tmp_path):
+    settings = Settings(store_dir=str(tmp_path / "store"), workers=1, api_keys=("s3cret",), rate_limit_per_minute=6, rate_burst=6, warmup=False)
+    with BackgroundServer(create_app(settings, tiny_pipeline)) as running, httpx.Client(base_url=running.url, timeout=30) as c:
+        statuses = [c.get("/v1/moods", headers={"Authorization": f"Bearer guess{i}"}).status_code for i in range(30)]
+        assert statuses[:6] == [401] * 6 and set(statuses[6:]) == {429}
+        limited = c.get("/v1/moods", headers={"Authorization": "Bearer guess-again"})
+        assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+
+
+def stream_url(running, query: str = "") -> str:
+    return running.url.replace("http://", "ws://") + "/v1/stream" + query
+
+
+def test_the_stream_key_never_reaches_the_log(tiny_pipeline, tmp_path, capfd, caplog):
+    import asyncio
+    import contextlib
+    import logging
+
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    settings = Settings(store_dir=str(tmp_path / "store"), workers=1, api_keys=("s3cret-key",), warmup=False)
+    caplog.set_level(logging.INFO)  # as `moodmusic serve` logs (INFO): access and connection lines
+    with BackgroundServer(create_app(settings, tiny_pipeline), log_level="info") as running:
+
+        async def visit():
+            for token in ("s3cret-key", "wrong-guess"):
+                async with connect(stream_url(running, f"?token={token}")) as socket:
+                    with contextlib.suppress(ConnectionClosed):  # the wrong key is closed at once
+                        await socket.send('{"type": "close"}')
+                        await socket.recv()
+            httpx.get(running.url + "/healthz?token=s3cret-key&x=1")
+
+        asyncio.run(visit())
+    captured = capfd.readouterr()  # the server's own log lines: uvicorn's access lines (stdout) and connection lines (stderr)
+    server_records = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("uvicorn"))  # not the test client's own log
+    text = captured.out + captured.err + server_records
+    assert "/v1/stream" in text and "/healthz" in text and "token=[redacted]" in text  # the lines are there,
+    assert "s3cret-key" not in text and "wrong-guess" not in text  # the keys are not
+
+
+@pytest.mark.parametrize("start, expected", [
+    ('{"type": "start", "mood": "calm", "seed": Infinity}', "seed must be a whole number"),
+    ('{"type": "start", "mood": "calm", "seed": 1e400}', "seed must be a whole number"),
+    ('{"type": "start", "valence": NaN, "arousal": 0}', "valence"),
+    ("[" * 100_000 + "]" * 100_000, "at most 4,096 characters"),
+    ('{"a":' * 2000 + "1" + "}" * 2000, "at most 4,096 characters"),
+    ('{"a":' * 600 + "1" + "}" * 600, "the first message must be"),
+    ("[" * 2000 + "]" * 2000, "not deeply nested"),
+])  # fmt: skip
+def test_every_bad_start_message_gets_an_error_message(tiny_pipeline, tmp_path, start, expected):
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    settings = Settings(store_dir=str(tmp_path / "store"), workers=1, warmup=False)
+    with BackgroundServer(create_app(settings, tiny_pipeline)) as running:
+
+        async def visit():
+            async with connect(stream_url(running), max_size=None) as socket:
+                await socket.send(start)
+                return json.loads(await asyncio.wait_for(socket.recv(), 10))
+
+        reply = asyncio.run(visit())
+    assert reply["type"] == "error" and expected in reply["message"]
+
+
+def test_a_paused_stream_gives_its_slot_back(tiny_pipeline, tmp_path):
+    import asyncio
+
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    settings = Settings(store_dir=str(tmp_path / "store"), workers=1, max_streams=1, stream_pause_timeout_s=1.0, warmup=False)
+    with BackgroundServer(create_app(settings, tiny_pipeline)) as running:
+
+        async def visit():
+            async with connect(stream_url(running)) as paused:
+                await paused.send('{"type": "start", "mood": "calm", "chunk_seconds": 0.5}')
+                assert json.loads(await paused.recv())["type"] == "started"
+                await paused.send('{"type": "pause"}')
+                async with connect(stream_url(running)) as refused:  # the only slot is held
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await asyncio.wait_for(refused.recv(), 10)
+                    assert closed.value.rcvd.code == 1013
+                messages = []
+                with pytest.raises(ConnectionClosed) as ended:
+                    while True:
+                        messages.append(await asyncio.wait_for(paused.recv(), 10))
+                errors = [json.loads(m) for m in messages if isinstance(m, str) and '"error"' in m]
+                assert errors and "paused for more than 1 s" in errors[-1]["message"]
+                assert "paused for more than 1 s" in ended.value.rcvd.reason
+            async with connect(stream_url(running)) as next_client:  # the slot is free again
+                await next_client.send('{"type": "start", "mood": "calm"}')
+                assert json.loads(await asyncio.wait_for(next_client.recv(), 10))["type"] == "started"
+
+        asyncio.run(visit())
+
+
+# --- the store's folder --------------------------------------------------------------------------------------
+def test_the_store_refuses_a_folder_it_did_not_make_and_never_deletes_a_users_file(tmp_path):
+    from server.store import MARKER_FILE, ClipStore, StoreFolderError
+
+    users = tmp_path / "documents"
+    (users / "clips" / "holiday").mkdir(parents=True)
+    (users / "clips" / "notes.txt").write_text("mine")
+    with pytest.raises(StoreFolderError, match="not a moodmusic clip store"):
+        ClipStore(users, 10**6)
+    assert (users / "clips" / "notes.txt").read_text() == "mine" and (users / "clips" / "holiday").is_dir()
+
+    store = ClipStore(tmp_path / "store", 10**6)  # a new folder is the store's, marked
+    assert (tmp_path / "store" / MARKER_FILE).exists()
+    (store.clips_dir / "notes.txt").write_text("put here by hand")
+    (store.clips_dir / "subfolder").mkdir()
+    orphan = store.clips_dir / ("ab" * 16 + ".audio")
+    orphan.write_bytes(b"left by a crash")
+    store = ClipStore(tmp_path / "store", 10**6)  # reopened: cleans its own orphan, nothing else
+    assert not orphan.exists() and (store.clips_dir / "notes.txt").exists() and (store.clips_dir / "subfolder").is_dir()
+
+
+def test_serve_refuses_a_foreign_store_folder_before_loading_models(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "clips" / "sub").mkdir(parents=True)
+    result = subprocess.run([sys.executable, "-m", "server.cli", "--store", str(tmp_path), "--port", "0"], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "not a moodmusic clip store" in result.stderr
+    assert (tmp_path / "clips" / "sub").is_dir()

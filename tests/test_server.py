@@ -361,11 +361,11 @@ def test_store_evicts_least_recently_used_and_cleans_up_after_a_crash(tmp_path):
     # A racing identical request keeps the first clip's id.
     assert store.put(store.new_id(), "key3", wav, mel, {"n": 9}).id == ids[3]
     store.close()
-    (tmp_path / "clips" / "deadbeef.audio.tmp").write_bytes(b"partial")  # a write a crash interrupted
+    (tmp_path / "clips" / ("deadbeef" * 4 + ".audio.tmp")).write_bytes(b"partial")  # a write a crash interrupted
     (tmp_path / "clips" / f"{ids[0]}.audio").unlink()  # a file lost under its index row
     reopened = ClipStore(tmp_path, cap_bytes=10**9)
     assert reopened.get(ids[0]) is None and reopened.get(ids[3]) is not None
-    assert not (tmp_path / "clips" / "deadbeef.audio.tmp").exists() and not list((tmp_path / "clips").glob(f"{ids[0]}*"))
+    assert not (tmp_path / "clips" / ("deadbeef" * 4 + ".audio.tmp")).exists() and not list((tmp_path / "clips").glob(f"{ids[0]}*"))
     reopened.close()
 
 
