@@ -22,6 +22,8 @@ audio) and the set that is copy-synthesised and shuffled, so no distance compare
 
 from __future__ import annotations
 
+import dataclasses
+
 import argparse
 import datetime
 import json
@@ -109,12 +111,34 @@ class _Real:
     mels: dict = field(default_factory=dict)  # id(clip) -> (80, T)
 
 
+class EvaluationStopped(RuntimeError):
+    """The caller stopped waiting (a server's deadline): the grid's remaining work was abandoned."""
+
+
 def _tqdm(config: ClosedLoopConfig, **kwargs):
+    """The progress bar of each stage; it is also where a run stops when its caller asked (`evaluate_grid(stop=...)`):
+    each clip passes through one of these bars, so a stop takes effect within one clip (or one batch)."""
     import sys
 
     from tqdm import tqdm
 
-    return tqdm(disable=not config.progress, file=sys.stderr, **kwargs)
+    stop = getattr(config, "stop_event", None)
+
+    class StoppableBar(tqdm):
+        def _check(self) -> None:
+            if stop is not None and stop.is_set():
+                raise EvaluationStopped("the evaluation was stopped: its caller stopped waiting")
+
+        def update(self, n=1):
+            self._check()
+            return super().update(n)
+
+        def __iter__(self):
+            for item in super().__iter__():
+                self._check()
+                yield item
+
+    return StoppableBar(disable=not config.progress, file=sys.stderr, **kwargs)
 
 
 def _timed(timings: dict[str, float], name: str):
@@ -509,15 +533,21 @@ def _run(pipeline, config: ClosedLoopConfig) -> tuple[dict, dict]:
     return _clean(report), artifacts
 
 
-def evaluate_grid(pipeline, config: ClosedLoopConfig | dict | None = None) -> dict:
+def evaluate_grid(pipeline, config: ClosedLoopConfig | dict | None = None, stop=None) -> dict:
     """Run the closed loop on a loaded `moodmusic.pipeline.Pipeline`; returns the report's JSON (a dict).
 
     `config` may be a ClosedLoopConfig, a dict of its fields (as a request body gives it) or None (the quick grid).
+    `stop`, a threading.Event: once set, the run raises EvaluationStopped at its next clip (the server sets it
+    when a request's deadline passes, so no worker keeps computing a report nobody will read).
     """
     if config is None:
         config = ClosedLoopConfig.quick()
     elif isinstance(config, dict):
         config = ClosedLoopConfig(**config)
+    else:
+        config = dataclasses.replace(config)
+    # An attribute of this run's copy, not a field: the report's copy of the config (asdict) leaves it out.
+    object.__setattr__(config, "stop_event", stop)
     return _run(pipeline, config)[0]
 
 

@@ -5,6 +5,7 @@ statuses in one place (`app.install_error_handlers`).
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Annotated, Any, Callable, Optional
 
@@ -80,7 +81,7 @@ async def produce(services: Services, kind: str, key_parts: dict[str, Any], body
                                   clip_meta(clip, clip_id, kind, request), replace=stored is not None)  # fmt: skip
         return kept.meta, kept.id != clip_id  # an identical request that raced this one stored first
 
-    meta, cached = await services.pool.run(job, services.settings.deadline_s, kind=kind, units=body.duration)
+    meta, cached = await services.pool.run(job, services.settings.deadline_s, kind=kind, units=body.duration, stored=True)
     return schemas.ClipResponse(**meta, cached=cached)
 
 
@@ -196,7 +197,8 @@ async def evaluate(body: schemas.EvaluateRequest, services: ServicesDep) -> dict
         grid=body.grid, seeds=body.seeds, seconds=body.duration, first_seed=body.first_seed,
         corpus="data/corpus" if body.real_references else None, real_clips=16, progress=False,
     )  # fmt: skip
-    return await services.pool.run(lambda: evaluate_grid(services.pipeline, config), services.settings.deadline_s, kind="evaluate")
+    stop = threading.Event()  # set at the deadline: the grid stops at its next clip instead of running on for nobody
+    return await services.pool.run(lambda: evaluate_grid(services.pipeline, config, stop=stop), services.settings.deadline_s, kind="evaluate", stop=stop)
 
 
 # --- operations: no key, no rate limit (probes and scrapers) ------------------------------------

@@ -4,7 +4,7 @@ Inference is CPU-bound and long next to an HTTP request's bookkeeping, so it nev
 loop. Capacity is explicit: when every worker is busy and the queue is full, `submit` refuses at once
 (the route answers 503 with Retry-After) instead of letting latency grow without bound. Each job has a
 deadline: the caller stops waiting then (a job still queued is cancelled: 503; a job already running
-finishes and its result is kept, e.g. stored, but the caller gets 504). `close` stops taking work and
+gets 504: a clip finishes and is stored, an evaluation is told to stop, an analysis's result is discarded). `close` stops taking work and
 finishes what was accepted: graceful shutdown.
 
 Order: the queue serves the job that would finish first had it started when it was submitted
@@ -135,8 +135,12 @@ class WorkerPool:
         self._queue.put((finish, next(self._sequence), fn, future, kind, units))
         return future
 
-    async def run(self, fn: Callable[[], Any], deadline_s: float, kind: str = "job", units: float = 1.0) -> Any:
-        """Run `fn` on a worker and await its result for at most `deadline_s` seconds (`kind`, `units`: see the module doc)."""
+    async def run(self, fn: Callable[[], Any], deadline_s: float, kind: str = "job", units: float = 1.0, stored: bool = False, stop=None) -> Any:
+        """Run `fn` on a worker and await its result for at most `deadline_s` seconds (`kind`, `units`: see the module doc).
+
+        Past the deadline the caller gets 504, and the 504 tells the truth about the work: a job whose result is
+        `stored` keeps running (an identical request is then answered from the store); a job given a `stop`
+        event (threading.Event) is told to stop; any other finishes and its result is discarded."""
         submitted = time.monotonic()
         future = self.submit(fn, kind, units)
         try:
@@ -147,10 +151,14 @@ class WorkerPool:
                     f"the request waited {time.monotonic() - submitted:.0f} s in the queue, past its deadline of {deadline_s:g} s; retry later",
                     retry_after=self.retry_after(),
                 ) from None
-            raise DeadlineExceeded(
-                f"the request did not finish within its deadline of {deadline_s:g} s; it keeps running, "
-                "and an identical request later is answered from the store",
-            ) from None
+            if stored:
+                what = "it keeps running, and an identical request later is answered from the store"
+            elif stop is not None:
+                stop.set()
+                what = "its work was stopped; ask for less (a smaller grid, fewer seeds, shorter clips)"
+            else:
+                what = "its result is discarded; retry when the server is less busy"
+            raise DeadlineExceeded(f"the request did not finish within its deadline of {deadline_s:g} s; {what}") from None
 
     def close(self, timeout: float | None = None) -> None:
         """Refuse new work, let the workers finish every accepted job, then stop them."""

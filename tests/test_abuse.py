@@ -243,3 +243,18 @@ def test_serve_refuses_a_foreign_store_folder_before_loading_models(tmp_path):
     result = subprocess.run([sys.executable, "-m", "server.cli", "--store", str(tmp_path), "--port", "0"], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "not a moodmusic clip store" in result.stderr
     assert (tmp_path / "clips" / "sub").is_dir()
+
+
+# --- work nobody waits for ------------------------------------------------------------------------------------
+def test_an_evaluation_past_its_deadline_is_stopped_and_says_so(tiny_pipeline, tmp_path):
+    settings = Settings(store_dir=str(tmp_path / "store"), workers=1, deadline_s=1.0, warmup=False)
+    with BackgroundServer(create_app(settings, tiny_pipeline)) as running, httpx.Client(base_url=running.url, timeout=60) as c:
+        response = c.post("/v1/evaluate", json={"grid": 5, "seeds": 4, "duration": 10})
+        assert response.status_code == 504 and "its work was stopped" in response.json()["detail"]
+        assert "answered from the store" not in response.json()["detail"]
+        freed = time.monotonic()
+        while c.get("/readyz").json()["running"] and time.monotonic() - freed < 30:
+            time.sleep(0.1)
+        assert c.get("/readyz").json()["running"] == 0
+        assert time.monotonic() - freed < 15  # the whole grid (100 clips of 10 s) would keep the worker for minutes
+        assert c.post("/v1/clips", json={"mood": "calm", "duration": 1}).status_code == 200  # the worker serves again
