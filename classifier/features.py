@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from moodmusic.mel import HOP_LENGTH, SAMPLE_RATE
+from moodmusic.mel import HOP_LENGTH, SAMPLE_RATE, framewise
 
 CHROMA_N_FFT = 4096
 N_CHROMA = 12
@@ -62,18 +62,23 @@ def _window() -> torch.Tensor:
     return torch.hann_window(CHROMA_N_FFT)
 
 
+def _semitone_energy(flat: torch.Tensor) -> torch.Tensor:
+    """(B, samples) -> (B, 72, 1 + samples // 256): energy per semitone C2..B7, unscaled."""
+    samples = flat.shape[-1]
+    if samples < CHROMA_N_FFT // 2 + 1:  # reflect padding needs at least half a window
+        flat = torch.nn.functional.pad(flat, (0, CHROMA_N_FFT // 2 + 1 - samples))
+    filterbank, bins = _semitone_filterbank()
+    spectrum = torch.stft(flat, CHROMA_N_FFT, HOP_LENGTH, window=_window(), center=True, return_complex=True)[:, bins].abs() ** 2
+    return torch.einsum("pf,bft->bpt", filterbank, spectrum)[..., : 1 + samples // HOP_LENGTH]
+
+
 def semitone_spectrum(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
     """(..., samples) at 22,050 Hz -> (..., 72, 1 + samples // 256): energy per semitone C2..B7, each
     frame scaled to its loudest semitone (so loudness stays out: the mel carries it); frames of near
     silence stay near zero instead of being blown up to noise."""
     audio = torch.as_tensor(audio, dtype=torch.float32)
     shape = audio.shape
-    flat = audio.reshape(-1, shape[-1])
-    if flat.shape[-1] < CHROMA_N_FFT // 2 + 1:  # reflect padding needs at least half a window
-        flat = torch.nn.functional.pad(flat, (0, CHROMA_N_FFT // 2 + 1 - flat.shape[-1]))
-    filterbank, bins = _semitone_filterbank()
-    spectrum = torch.stft(flat, CHROMA_N_FFT, HOP_LENGTH, window=_window(), center=True, return_complex=True)[:, bins].abs() ** 2
-    semitones = torch.einsum("pf,bft->bpt", filterbank, spectrum)[..., : 1 + shape[-1] // HOP_LENGTH]
+    semitones = framewise(_semitone_energy, audio.reshape(-1, shape[-1]), CHROMA_N_FFT)  # long audio a chunk at a time
     loudest = semitones.amax(dim=1, keepdim=True)
     floor = 1e-6 * semitones.amax(dim=(1, 2), keepdim=True) + 1e-10
     scaled = semitones / torch.maximum(loudest, floor)

@@ -38,3 +38,14 @@ def test_frame_arithmetic():
     assert mel.samples_for_frames(100) == 25600
     assert abs(mel.FRAMES_PER_SECOND - 86.13) < 0.01
     assert abs(mel.LOG_FLOOR - (-11.5129)) < 1e-3
+
+
+def test_long_audio_is_transformed_a_chunk_at_a_time_with_the_one_shot_result():
+    from classifier import features
+    from moodmusic import mel
+
+    audio = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, 22050 * 75 + 123).astype(np.float32))  # 6,461 frames: 4 chunks
+    one_shot = torch.log(torch.clamp(mel._transform(audio.device)(audio), min=mel.MEL.min_amplitude))
+    assert torch.equal(mel.log_mel(audio), one_shot)
+    flat = audio.reshape(1, -1)
+    assert torch.equal(mel.framewise(features._semitone_energy, flat, features.CHROMA_N_FFT), features._semitone_energy(flat))
