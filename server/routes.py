@@ -11,6 +11,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -21,9 +22,11 @@ from moodmusic.mood import MOOD_SYNONYMS, NAMED_MOODS, Mood, quadrant, resolve
 from server import schemas
 from server.security import check_access
 from server.services import Services, get_services
-from server.store import request_key
+from server.store import CLIP_ID, request_key
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+# The clip id's form, stated in the OpenAPI contract: 32 lowercase hex characters (server.store.CLIP_ID).
+ClipId = Annotated[str, PathParam(pattern=CLIP_ID.pattern, min_length=32, max_length=32, description="a clip id: 32 lowercase hex characters")]
 ERRORS = {status: {"model": schemas.Problem} for status in (401, 404, 413, 415, 422, 429, 503, 504)}
 
 
@@ -117,13 +120,13 @@ def stored_or_404(services: Services, clip_id: str):
 
 
 @v1.get("/clips/{clip_id}", response_model=schemas.ClipResponse, summary="a stored clip's metadata")
-async def get_clip(clip_id: str, services: ServicesDep) -> schemas.ClipResponse:
+async def get_clip(clip_id: ClipId, services: ServicesDep) -> schemas.ClipResponse:
     return schemas.ClipResponse(**stored_or_404(services, clip_id).meta, cached=True)
 
 
 @v1.get("/clips/{clip_id}/audio", response_class=FileResponse, summary="a stored clip's audio, in the format it was made in or another",
         responses={200: {"content": {f.media_type: {} for f in OUTPUT_FORMATS.values()}}})  # fmt: skip
-async def get_clip_audio(clip_id: str, services: ServicesDep, format: Optional[schemas.AudioFormat] = None) -> Response:
+async def get_clip_audio(clip_id: ClipId, services: ServicesDep, format: Optional[schemas.AudioFormat] = None) -> Response:
     """`?format=ogg` converts a clip made as WAV or FLAC (no second generation, and no second lossy pass)."""
     stored = stored_or_404(services, clip_id)
     made_as, name = stored.meta["format"], format or stored.meta["format"]
@@ -139,7 +142,7 @@ async def get_clip_audio(clip_id: str, services: ServicesDep, format: Optional[s
 
 @v1.get("/clips/{clip_id}/mel.png", response_class=Response, summary="a stored clip's log-mel as an image",
         responses={200: {"content": {"image/png": {}}}})  # fmt: skip
-async def get_clip_mel(clip_id: str, services: ServicesDep) -> Response:
+async def get_clip_mel(clip_id: ClipId, services: ServicesDep) -> Response:
     stored = stored_or_404(services, clip_id)
     png_path = services.store.png_path(clip_id)
     if png_path.exists():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from generator.sampling import MAX_SECONDS, MIN_SECONDS
 from moodmusic.audio import OUTPUT_FORMATS
@@ -81,9 +81,9 @@ class ClipRequest(MoodChoice):
     )  # fmt: skip
     seed: int = seed_field()
     format: AudioFormat = format_field()
-    verify: bool = Field(True, description="run the classifier: the mood heard and its distance to the mood asked")
-    narrate: bool = Field(True, description="tell in words what the clip feels like (implies the classifier)")
-    loop: bool = Field(False, description="make the end join the start seamlessly")
+    verify: StrictBool = Field(True, description="run the classifier: the mood heard and its distance to the mood asked")
+    narrate: StrictBool = Field(True, description="tell in words what the clip feels like (implies the classifier)")
+    loop: StrictBool = Field(False, description="make the end join the start seamlessly")
 
     def _forms(self) -> list[str]:
         return super()._forms() + (["trajectory"] if self.trajectory is not None else [])
@@ -105,8 +105,8 @@ class StingerRequest(MoodChoice):
     )  # fmt: skip  (the same bounds as Pipeline.stinger, checked here so a bad request never takes a worker)
     seed: int = seed_field()
     format: AudioFormat = format_field()
-    verify: bool = False
-    narrate: bool = False
+    verify: StrictBool = False
+    narrate: StrictBool = False
 
 
 class MoodPoint(BaseModel):
@@ -211,7 +211,7 @@ class EvaluateRequest(Strict):
         description="seconds per clip (also accepted as 'seconds')",
     )  # fmt: skip
     first_seed: int = Field(0, ge=0, le=2**31 - 1)
-    real_references: bool = Field(False, description="also compute diversity and Fréchet references against the server's corpus test split (slower)")
+    real_references: StrictBool = Field(False, description="also compute diversity and Fréchet references against the server's corpus test split (slower)")
 
 
 class Problem(BaseModel):

@@ -258,3 +258,15 @@ def test_an_evaluation_past_its_deadline_is_stopped_and_says_so(tiny_pipeline, t
         assert c.get("/readyz").json()["running"] == 0
         assert time.monotonic() - freed < 15  # the whole grid (100 clips of 10 s) would keep the worker for minutes
         assert c.post("/v1/clips", json={"mood": "calm", "duration": 1}).status_code == 200  # the worker serves again
+
+
+# --- the published contract says what the server enforces --------------------------------------------------
+def test_the_contract_states_the_clip_id_form_and_strict_booleans(client):
+    contract = client.get("/openapi.json").json()
+    for path in ("/v1/clips/{clip_id}", "/v1/clips/{clip_id}/audio", "/v1/clips/{clip_id}/mel.png"):
+        parameter = next(p for p in contract["paths"][path]["get"]["parameters"] if p["name"] == "clip_id")
+        assert parameter["schema"]["pattern"] == "^[0-9a-f]{32}$"
+    assert client.get("/v1/clips/" + "A" * 32).status_code == 422  # schema-invalid: refused by the schema's own rule
+    assert client.get("/v1/clips/" + "a" * 32).status_code == 404  # schema-valid: a clip that does not exist
+    response = client.post("/v1/clips", json={"mood": "calm", "duration": 1, "narrate": 0})
+    assert response.status_code == 422 and "narrate" in response.json()["detail"]
