@@ -115,6 +115,13 @@ class EvaluationStopped(RuntimeError):
     """The caller stopped waiting (a server's deadline): the grid's remaining work was abandoned."""
 
 
+def check_stop(config: ClosedLoopConfig) -> None:
+    """Raise EvaluationStopped if this run's caller asked it to stop (`evaluate_grid(stop=...)`)."""
+    stop = getattr(config, "stop_event", None)
+    if stop is not None and stop.is_set():
+        raise EvaluationStopped("the evaluation was stopped: its caller stopped waiting")
+
+
 def _tqdm(config: ClosedLoopConfig, **kwargs):
     """The progress bar of each stage; it is also where a run stops when its caller asked (`evaluate_grid(stop=...)`):
     each clip passes through one of these bars, so a stop takes effect within one clip (or one batch)."""
@@ -122,12 +129,9 @@ def _tqdm(config: ClosedLoopConfig, **kwargs):
 
     from tqdm import tqdm
 
-    stop = getattr(config, "stop_event", None)
-
     class StoppableBar(tqdm):
         def _check(self) -> None:
-            if stop is not None and stop.is_set():
-                raise EvaluationStopped("the evaluation was stopped: its caller stopped waiting")
+            check_stop(config)
 
         def update(self, n=1):
             self._check()
@@ -194,8 +198,10 @@ def generate_and_listen(pipeline, config: ClosedLoopConfig) -> _Generated:
     with _tqdm(config, total=len(jobs), desc="closed loop", unit="clip") as bar:
         for first in range(0, len(jobs), config.batch):
             chunk = jobs[first : first + config.batch]
+            check_stop(config)
             with _timed(out.timings, "generator_s"):
                 mels = pipeline.generator.generate_batch([m for m, _ in chunk], config.seconds, [s for _, s in chunk])
+            check_stop(config)
             with _timed(out.timings, "vocoder_s"):
                 audios = render(pipeline.vocoder, mels, config.vocoder_batch)
             for ((valence, arousal), seed), mel, audio in zip(chunk, mels, audios):

@@ -144,8 +144,10 @@ class WorkerPool:
         submitted = time.monotonic()
         future = self.submit(fn, kind, units)
         try:
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout=deadline_s)
+            wrapped = asyncio.wrap_future(future)
+            return await asyncio.wait_for(asyncio.shield(wrapped), timeout=deadline_s)
         except asyncio.TimeoutError:
+            wrapped.add_done_callback(lambda done: done.cancelled() or done.exception())  # nobody awaits it now: no "never retrieved" log
             if future.cancel():  # still queued: it never started, so nothing is wasted; the server was too busy
                 raise Overloaded(
                     f"the request waited {time.monotonic() - submitted:.0f} s in the queue, past its deadline of {deadline_s:g} s; retry later",
