@@ -275,3 +275,74 @@ def test_the_contract_states_the_clip_id_form_and_strict_booleans(client):
     assert client.get("/v1/clips/" + "a" * 32).status_code == 404  # schema-valid: a clip that does not exist
     response = client.post("/v1/clips", json={"mood": "calm", "duration": 1, "narrate": 0})
     assert response.status_code == 422 and "narrate" in response.json()["detail"]
+
+
+# --- a bounded, seeded fuzz run ----------------------------------------------------------------------------------
+def random_value(rng: np.random.Generator, depth: int = 0):
+    kind = rng.integers(0, 9 if depth < 3 else 6)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return bool(rng.integers(0, 2))
+    if kind == 2:
+        return int(rng.choice([0, 1, -1, 7, 2**31, -(2**63), 10**30]))
+    if kind == 3:
+        return float(rng.choice([0.5, -0.7, 1.5, 1e308, -1e-300, 30.0, 121.0]))
+    if kind == 4:
+        return str(rng.choice(["calm", "tense", "", "x" * 300, "../../etc", "\u00e9\u0000", "wav", "ogg", "rise"]))
+    if kind == 5:
+        return "NaN"  # replaced by a bare NaN token in the body
+    if kind == 6:
+        return [random_value(rng, depth + 1) for _ in range(rng.integers(0, 4))]
+    keys = ["mood", "valence", "arousal", "duration", "seconds", "seed", "loop", "verify", "narrate", "format", "trajectory", "event", "time", "x"]
+    return {str(rng.choice(keys)): random_value(rng, depth + 1) for _ in range(rng.integers(0, 5))}
+
+
+def test_seeded_fuzz_finds_no_5xx_and_no_crash(client):
+    import asyncio
+
+    rng = np.random.default_rng(2026)
+    statuses = []
+    for case in range(300):
+        if case % 3 == 2:  # random bytes as an upload
+            data = rng.integers(0, 256, int(rng.integers(0, 5000)), dtype=np.uint8).tobytes()
+            if case % 9 == 2:  # or a real header with a random body
+                data = audio.to_wav_bytes(np.zeros(2000, dtype=np.float32))[:44] + data
+            response = client.post("/v1/analyze", files={"file": ("f.wav", data)}, data={"narrate": str(rng.choice(["true", "0", "yes", "maybe"]))})
+        else:
+            body = random_value(rng)
+            if isinstance(body, dict) and rng.random() < 0.5:
+                body.setdefault("duration", 1)
+            text = json.dumps(body).replace('"NaN"', "NaN")
+            path = "/v1/clips" if case % 3 == 0 else "/v1/stingers"
+            response = client.post(path, content=text.encode(), headers={"content-type": "application/json"})
+        statuses.append(response.status_code)
+        assert response.status_code < 500, (case, response.status_code, response.text[:200])
+        if response.status_code >= 400:
+            assert response.json()["detail"]  # every refusal says what to fix
+    assert {200, 422} <= set(statuses) and client.get("/readyz").status_code == 200
+
+    from websockets.asyncio.client import connect
+
+    async def stream_fuzz():
+        replies = []
+        async with connect(client.base_url.copy_with(scheme="ws").join("/v1/stream").__str__()) as socket:
+            await socket.send('{"type": "start", "mood": "calm", "chunk_seconds": 0.5}')
+            assert json.loads(await socket.recv())["type"] == "started"
+            for _ in range(60):
+                if rng.random() < 0.3:
+                    await socket.send(rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8).tobytes())
+                else:
+                    message = random_value(rng)
+                    if isinstance(message, dict) and rng.random() < 0.6:
+                        message["type"] = str(rng.choice(["mood", "pause", "resume", "start", "bogus"]))
+                    await socket.send(json.dumps(message).replace('"NaN"', "NaN"))
+            await socket.send('{"type": "close"}')
+            async for reply in socket:
+                if isinstance(reply, str):
+                    replies.append(json.loads(reply)["type"])
+        return replies
+
+    replies = asyncio.run(asyncio.wait_for(stream_fuzz(), 60))
+    assert "error" in replies and set(replies) <= {"chunk", "error"}  # every bad message answered, the stream went on
+    assert client.get("/readyz").status_code == 200
