@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from moodmusic.audio import AudioDecodeError
-from moodmusic.mood import MoodError
+from moodmusic.mood import MoodError, named
 from server import routes, services, stream
 from server.metrics import Metrics, MetricsMiddleware
 from server.security import install_log_redaction
@@ -38,6 +38,14 @@ def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def mood_name_error(value) -> str:
+    try:
+        named(str(value))
+    except MoodError as error:
+        return str(error)
+    return "not a mood name"
+
+
 def describe_validation(error: RequestValidationError) -> str:
     """Pydantic's errors as one sentence per problem: where, what is wrong, and the value sent."""
     parts = []
@@ -48,6 +56,11 @@ def describe_validation(error: RequestValidationError) -> str:
         where = ".".join(str(x) for x in item.get("loc", ()) if x != "body") or "body"
         message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
         value = item.get("input")
+        field = str(item.get("loc", ("",))[-1])
+        if field == "mood" and item.get("type") == "string_pattern_mismatch":  # the contract's pattern of the names: say them
+            message = mood_name_error(value)
+        elif field in ("valence", "arousal") and item.get("type") in ("greater_than_equal", "less_than_equal"):
+            message = f"{field} must be in [-1, 1]"
         shown = f" (got {repr(value)[:80]})" if item.get("type") not in ("missing", "value_error") and not isinstance(value, (dict, list)) else ""
         parts.append(f"{where}: {message}{shown}")
     return "; ".join(parts)

@@ -27,7 +27,7 @@ from server.store import CLIP_ID, request_key
 ServicesDep = Annotated[Services, Depends(get_services)]
 # The clip id's form, stated in the OpenAPI contract: 32 lowercase hex characters (server.store.CLIP_ID).
 ClipId = Annotated[str, PathParam(pattern=CLIP_ID.pattern, min_length=32, max_length=32, description="a clip id: 32 lowercase hex characters")]
-ERRORS = {status: {"model": schemas.Problem} for status in (401, 404, 413, 415, 422, 429, 503, 504)}
+ERRORS = {status: {"model": schemas.Problem} for status in (400, 401, 404, 413, 415, 422, 429, 503, 504)}
 
 
 async def api_access(request: Request, services: ServicesDep, authorization: Annotated[str | None, Header()] = None) -> None:

@@ -7,12 +7,14 @@ say what they are and which types they take. Duration bounds are the pipeline's 
 
 from __future__ import annotations
 
+import re
 from typing import Literal, Optional
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from generator.sampling import MAX_SECONDS, MIN_SECONDS
 from moodmusic.audio import OUTPUT_FORMATS
+from moodmusic.mood import MOOD_SYNONYMS, NAMED_MOODS
 from moodmusic.pipeline import STINGER_EVENTS
 
 AudioFormat = Literal[tuple(OUTPUT_FORMATS)]  # type: ignore[valid-type]  # 16-bit WAV unless another is asked for (CONVENTIONS 2)
@@ -25,7 +27,22 @@ def format_field():
 
 
 def seed_field():
-    return Field(0, ge=0, le=2**31 - 1, description="fixes every random draw: the same request gives the same clip")
+    return Field(0, ge=0, le=2**31 - 1, strict=True, description="fixes every random draw: the same request gives the same clip")
+
+
+def _any_case(name: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in name)
+
+
+# The names `moodmusic.mood.named` accepts (any case, surrounding spaces), as a pattern the contract can state.
+MOOD_NAME_PATTERN = r"^\s*(" + "|".join(_any_case(n) for n in sorted(NAMED_MOODS) + sorted(MOOD_SYNONYMS)) + r")\s*$"
+
+
+def one_of_forms(*forms: tuple[str, ...]) -> dict:
+    """The JSON schema's statement of "exactly one of these forms": each form's fields present and not null."""
+    numbers = {"valence": {"type": "number"}, "arousal": {"type": "number"}, "mood": {"type": "string"}, "trajectory": {"type": "array"}}
+    return {"oneOf": [{"required": list(form), "properties": {name: numbers[name] for name in form}} for form in forms],
+            "dependentRequired": {"valence": ["arousal"], "arousal": ["valence"]}}
 
 
 class Strict(BaseModel):
@@ -35,16 +52,19 @@ class Strict(BaseModel):
 
 class TrajectoryPoint(Strict):
     time: float = Field(ge=0, allow_inf_nan=False, description="seconds from the start of the clip")
-    valence: float = Field(allow_inf_nan=False, description="in [-1, 1]")
-    arousal: float = Field(allow_inf_nan=False, description="in [-1, 1]")
+    valence: float = Field(ge=-1, le=1, strict=True, allow_inf_nan=False, description="in [-1, 1]")
+    arousal: float = Field(ge=-1, le=1, strict=True, allow_inf_nan=False, description="in [-1, 1]")
 
 
 class MoodChoice(Strict):
     """A mood by name, or by valence and arousal."""
 
-    mood: Optional[str] = Field(None, description="a named mood (GET /v1/moods lists them)", examples=["calm"])
-    valence: Optional[float] = Field(None, allow_inf_nan=False, description="unpleasant (-1) to pleasant (1)")
-    arousal: Optional[float] = Field(None, allow_inf_nan=False, description="calm (-1) to energetic (1)")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=one_of_forms(("mood",), ("valence", "arousal")))
+
+    # Absent, not null: the contract's one-of forms count fields that are present (so a null is refused too).
+    mood: str = Field(None, pattern=MOOD_NAME_PATTERN, description="a named mood (GET /v1/moods lists them)", examples=["calm"])
+    valence: float = Field(None, ge=-1, le=1, strict=True, allow_inf_nan=False, description="unpleasant (-1) to pleasant (1)")
+    arousal: float = Field(None, ge=-1, le=1, strict=True, allow_inf_nan=False, description="calm (-1) to energetic (1)")
 
     def _forms(self) -> list[str]:
         forms = []
@@ -72,7 +92,9 @@ class MoodChoice(Strict):
 
 
 class ClipRequest(MoodChoice):
-    trajectory: Optional[list[TrajectoryPoint]] = Field(
+    model_config = ConfigDict(extra="forbid", json_schema_extra=one_of_forms(("mood",), ("valence", "arousal"), ("trajectory",)))
+
+    trajectory: list[TrajectoryPoint] = Field(
         None, min_length=1, description="moods over time, interpolated linearly; instead of mood or valence/arousal"
     )
     duration: float = Field(

@@ -275,6 +275,15 @@ def test_the_contract_states_the_clip_id_form_and_strict_booleans(client):
     assert client.get("/v1/clips/" + "a" * 32).status_code == 404  # schema-valid: a clip that does not exist
     response = client.post("/v1/clips", json={"mood": "calm", "duration": 1, "narrate": 0})
     assert response.status_code == 422 and "narrate" in response.json()["detail"]
+    body = contract["components"]["schemas"]["ClipRequest"]
+    assert [form["required"] for form in body["oneOf"]] == [["mood"], ["valence", "arousal"], ["trajectory"]]
+    assert body["dependentRequired"] == {"valence": ["arousal"], "arousal": ["valence"]}
+    assert body["properties"]["valence"]["maximum"] == 1 and "pattern" in body["properties"]["mood"]
+    for refused in ({"mood": "calm", "valence": None}, {"valence": "0.5", "arousal": 0}, {"mood": "gloomy"}, {"mood": "calm", "seed": False}):
+        response = client.post("/v1/clips", json={**refused, "duration": 1})
+        assert response.status_code == 422, refused
+    assert "valid names" in client.post("/v1/clips", json={"mood": "gloomy"}).json()["detail"]
+    assert client.post("/v1/clips", json={"mood": " Calm ", "duration": 1, "narrate": False}).status_code == 200
 
 
 # --- a bounded, seeded fuzz run ----------------------------------------------------------------------------------
