@@ -83,11 +83,14 @@ class BenchConfig:
 
 
 class PeakMemory:
-    """Peak resident memory (MB) while the block runs; psutil sampling, else the process's lifetime peak."""
+    """Peak resident memory (MB) while the block runs, of this process or of process `pid`; psutil sampling,
+    else this process's lifetime peak. `rise_mb`: the peak over the level at the start."""
 
-    def __init__(self, interval: float = 0.005):
+    def __init__(self, interval: float = 0.005, pid: int | None = None):
         self.interval = interval
+        self.pid = pid
         self.peak_mb: float | None = None
+        self.start_mb: float | None = None
         self.source = "psutil"
         self._stop = threading.Event()
 
@@ -95,12 +98,12 @@ class PeakMemory:
         try:
             import psutil
 
-            self._process = psutil.Process()
+            self._process = psutil.Process(self.pid)
         except ImportError:
             self._process = None
             self.source = "resource (process lifetime peak)"
         if self._process is not None:
-            self.peak_mb = self._process.memory_info().rss / 2**20
+            self.peak_mb = self.start_mb = self._process.memory_info().rss / 2**20
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
         return self
@@ -118,6 +121,10 @@ class PeakMemory:
             import resource
 
             self.peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+    @property
+    def rise_mb(self) -> float | None:
+        return None if self.start_mb is None or self.peak_mb is None else self.peak_mb - self.start_mb
 
 
 def measure(function: Callable[[int], Any], repeats: int, audio_seconds: float | None = None) -> dict:

@@ -14,14 +14,14 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
-import psutil
 import soundfile
+
+from evaluation.bench import PeakMemory
 
 
 def silent_flac(seconds: float, rate: int = 44100) -> bytes:
@@ -52,23 +52,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def measure(server: psutil.Process, url: str, name: str, data: bytes) -> dict:
-    base, peak, done = server.memory_info().rss, [0], threading.Event()
-
-    def watch():
-        while not done.is_set():
-            peak[0] = max(peak[0], server.memory_info().rss)
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    started = time.perf_counter()
-    response = httpx.post(url + "/v1/analyze", files={"file": (name, data)}, data={"narrate": "false"}, timeout=120)
-    seconds = time.perf_counter() - started
-    done.set()
-    watcher.join()
+def measure(server_pid: int, url: str, name: str, data: bytes) -> dict:
+    with PeakMemory(pid=server_pid) as memory:
+        started = time.perf_counter()
+        response = httpx.post(url + "/v1/analyze", files={"file": (name, data)}, data={"narrate": "false"}, timeout=120)
+        seconds = time.perf_counter() - started
     body = response.json()
-    return {"status": response.status_code, "seconds": seconds, "rss_rise_mb": (max(peak[0], base) - base) / 2**20,
+    return {"status": response.status_code, "seconds": seconds, "rss_rise_mb": memory.rise_mb,
             "analysed_seconds": body.get("analyzed_seconds"), "detail": body.get("detail")}  # fmt: skip
 
 
@@ -88,7 +78,6 @@ def main() -> int:
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        server = psutil.Process(process.pid)
         cases = [
             ("two hours of silence, FLAC 44.1 kHz", "silence.flac", silent_flac(7200)),
             ("a WAV whose header declares one hour of 48 kHz stereo (1 s present)", "liar.wav", wav_header_only(3600, 48000, 2)),
@@ -102,8 +91,8 @@ def main() -> int:
                 buffer = io.BytesIO()
                 soundfile.write(buffer, (np.random.default_rng(0).normal(0, 0.1, 44100 * 600)).astype(np.float32), 44100, format="FLAC")
                 data = buffer.getvalue()
-            measure(server, url, name, data) if not rows else None  # the first request also warms lazy imports
-            result = measure(server, url, name, data)
+            measure(process.pid, url, name, data) if not rows else None  # the first request also warms lazy imports
+            result = measure(process.pid, url, name, data)
             rows.append((label, len(data), result))
             print(label, result, flush=True)
     finally:

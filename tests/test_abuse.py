@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import struct
-import threading
 import time
 
 import httpx
@@ -42,34 +41,15 @@ def silent_flac(seconds: float, rate: int = 44100) -> bytes:
     return buffer.getvalue()
 
 
-def peak_memory_while(function) -> tuple[float, object]:
-    """The rise of this process's resident memory (MB, sampled every 5 ms) while `function` runs, and its result."""
-    import psutil
-
-    process = psutil.Process()
-    base, peak, done = process.memory_info().rss, [0], threading.Event()
-
-    def watch():
-        while not done.is_set():
-            peak[0] = max(peak[0], process.memory_info().rss)
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        result = function()
-    finally:
-        done.set()
-        watcher.join()
-    return (max(peak[0], process.memory_info().rss) - base) / 2**20, result
-
-
 def test_a_compressed_hour_of_silence_decodes_only_what_is_analysed():
     bomb = silent_flac(3600)
     assert len(bomb) < 2_000_000  # an hour of audio in well under 2 MB
-    rise, samples = peak_memory_while(lambda: audio.load_audio(bomb, max_seconds=3.0))
+    from evaluation.bench import PeakMemory
+
+    with PeakMemory() as memory:
+        samples = audio.load_audio(bomb, max_seconds=3.0)
     assert samples.size == 3 * SAMPLE_RATE
-    assert rise < 50  # decoding all of it would hold 3600 s x 44,100 x 4 bytes = 635 MB
+    assert memory.rise_mb < 50  # decoding all of it would hold 3600 s x 44,100 x 4 bytes = 635 MB
 
 
 def test_the_bomb_uploaded_is_analysed_as_its_first_seconds(client):
