@@ -57,9 +57,10 @@ class Trajectory:
         points = [tuple(float(x) for x in p) for p in mood]
         if not points or any(len(p) != 3 for p in points):
             raise MoodError("a trajectory is a non-empty list of (time_s, valence, arousal) points")
+        if any(not math.isfinite(p[0]) or p[0] < 0 for p in points):
+            raise MoodError("trajectory times must be finite and non-negative")
+        points.sort(key=lambda p: p[0])  # taken in time order (stable: of two points at one time, the later listed wins)
         times = [p[0] for p in points]
-        if any(not math.isfinite(t) or t < 0 for t in times) or any(b < a for a, b in zip(times, times[1:])):
-            raise MoodError("trajectory times must be finite, non-negative and in increasing order")
         for _, valence, arousal in points:
             Mood(valence, arousal)  # range check with the standard message
         return cls(tuple(times), tuple(p[1] for p in points), tuple(p[2] for p in points))

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--torch-threads", type=int, help="torch threads; 0: cores / workers, so workers do not "
                         "oversubscribe the cores (default 0; MOODMUSIC_TORCH_THREADS)")
     parser.add_argument("--queue", type=int, help="requests that may wait for a worker before 503 (default 16; MOODMUSIC_QUEUE)")
+    parser.add_argument("--jobs-per-client", type=int, help="jobs one API key (or address) may have queued or running, over it 429 "
+                        "(default 8; MOODMUSIC_JOBS_PER_CLIENT)")
     parser.add_argument("--deadline", type=float, help="seconds a request may take, waiting included (default 60; MOODMUSIC_DEADLINE)")
     parser.add_argument("--upload-limit-mb", type=float, help="largest upload to /v1/analyze (default 50; MOODMUSIC_UPLOAD_LIMIT_MB)")
     parser.add_argument("--store", help="clip store folder (default data/store; MOODMUSIC_STORE)")

@@ -30,13 +30,17 @@ ClipId = Annotated[str, PathParam(pattern=CLIP_ID.pattern, min_length=32, max_le
 ERRORS = {status: {"model": schemas.Problem} for status in (400, 401, 404, 413, 415, 422, 429, 503, 504)}
 
 
-async def api_access(request: Request, services: ServicesDep, authorization: Annotated[str | None, Header()] = None) -> None:
+async def api_access(request: Request, services: ServicesDep, authorization: Annotated[str | None, Header()] = None) -> str:
     """Every /v1 route: the bearer key when keys are configured, then the rate limit of that key (or address);
-    a wrong key counts against its address's limit."""
-    check_access(authorization, services.settings.api_keys, services.limiter, request.client.host if request.client else "unknown")
+    a wrong key counts against its address's limit. Returns who the client is (its key, or its address), for the
+    per-client limit on jobs."""
+    address = request.client.host if request.client else "unknown"
+    key = check_access(authorization, services.settings.api_keys, services.limiter, address)
+    return f"key:{key}" if key else f"address:{address}"
 
 
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(api_access)], responses=ERRORS)
+ClientDep = Annotated[str, Depends(api_access)]  # the same call as the router's (FastAPI caches it per request)
 ops = APIRouter()
 
 
@@ -64,7 +68,7 @@ def clip_meta(clip, clip_id: str, kind: str, request: dict[str, Any]) -> dict[st
     }  # fmt: skip
 
 
-async def produce(services: Services, kind: str, key_parts: dict[str, Any], body, make: Callable[[], Any]) -> schemas.ClipResponse:
+async def produce(services: Services, client: str, kind: str, key_parts: dict[str, Any], body, make: Callable[[], Any]) -> schemas.ClipResponse:
     """A clip from the store when an identical request made one before, else from the pool (then stored)."""
     key = request_key(kind=kind, versions=services.pipeline.versions, **key_parts)
     stored = services.store.find(key)
@@ -84,13 +88,13 @@ async def produce(services: Services, kind: str, key_parts: dict[str, Any], body
                                   clip_meta(clip, clip_id, kind, request), replace=stored is not None)  # fmt: skip
         return kept.meta, kept.id != clip_id  # an identical request that raced this one stored first
 
-    meta, cached = await services.pool.run(job, services.settings.deadline_s, kind=kind, units=body.duration, stored=True)
+    meta, cached = await services.pool.run(job, services.settings.deadline_s, kind=kind, units=body.duration, stored=True, client=client)
     return schemas.ClipResponse(**meta, cached=cached)
 
 
 # --- /v1 -----------------------------------------------------------------------------------------
 @v1.post("/clips", response_model=schemas.ClipResponse, summary="compose a clip for a mood or a trajectory")
-async def create_clip(body: schemas.ClipRequest, services: ServicesDep) -> schemas.ClipResponse:
+async def create_clip(body: schemas.ClipRequest, services: ServicesDep, client: ClientDep) -> schemas.ClipResponse:
     trajectory = Trajectory.of(body.target())  # a bad mood is a 422 here, before it takes a worker
     key_parts = {"mood": [trajectory.times, trajectory.valence, trajectory.arousal], "duration": body.duration,
                  "seed": body.seed, "loop": body.loop, "format": body.format}  # fmt: skip
@@ -98,18 +102,18 @@ async def create_clip(body: schemas.ClipRequest, services: ServicesDep) -> schem
     def make():
         return services.pipeline.compose(trajectory, body.duration, body.seed, verify=body.verify, narrate=body.narrate, loop=body.loop)
 
-    return await produce(services, "clip", key_parts, body, make)
+    return await produce(services, client, "clip", key_parts, body, make)
 
 
 @v1.post("/stingers", response_model=schemas.ClipResponse, summary="a 1-3 s clip for a game event (rise, fall, hit)")
-async def create_stinger(body: schemas.StingerRequest, services: ServicesDep) -> schemas.ClipResponse:
+async def create_stinger(body: schemas.StingerRequest, services: ServicesDep, client: ClientDep) -> schemas.ClipResponse:
     mood = resolve(body.target())
     key_parts = {"mood": mood.as_tuple(), "event": body.event, "duration": body.duration, "seed": body.seed, "format": body.format}
 
     def make():
         return services.pipeline.stinger(body.event, mood, body.duration, body.seed, verify=body.verify, narrate=body.narrate)
 
-    return await produce(services, "stinger", key_parts, body, make)
+    return await produce(services, client, "stinger", key_parts, body, make)
 
 
 def stored_or_404(services: Services, clip_id: str):
@@ -127,15 +131,13 @@ async def get_clip(clip_id: ClipId, services: ServicesDep) -> schemas.ClipRespon
 @v1.get("/clips/{clip_id}/audio", response_class=FileResponse, summary="a stored clip's audio, in the format it was made in or another",
         responses={200: {"content": {f.media_type: {} for f in OUTPUT_FORMATS.values()}}})  # fmt: skip
 async def get_clip_audio(clip_id: ClipId, services: ServicesDep, format: Optional[schemas.AudioFormat] = None) -> Response:
-    """`?format=ogg` converts a clip made as WAV or FLAC (no second generation, and no second lossy pass)."""
+    """`?format=flac` converts the stored clip (no second generation). A clip made lossy (ogg, mp3) converts from its
+    lossy file: made as wav or flac, it converts without a second lossy pass."""
     stored = stored_or_404(services, clip_id)
     made_as, name = stored.meta["format"], format or stored.meta["format"]
     headers = {"content-disposition": f'inline; filename="{clip_id}.{name}"'}
     if name == made_as:
         return FileResponse(stored.audio_path, media_type=OUTPUT_FORMATS[name].media_type, headers=headers)
-    if not OUTPUT_FORMATS[made_as].lossless:
-        raise HTTPException(422, detail=f"clip {clip_id} was made as {made_as}, which is lossy: ask for it as {made_as}, or make it "
-                                        f"again with \"format\": \"{name}\" (the same request and seed give the same music)")  # fmt: skip
     data = await run_in_threadpool(lambda: encode_audio(load_audio(stored.audio_path), name))  # not inference: no pool slot, like mel.png
     return Response(data, media_type=OUTPUT_FORMATS[name].media_type, headers=headers)
 
@@ -160,6 +162,7 @@ async def get_clip_mel(clip_id: ClipId, services: ServicesDep) -> Response:
 @v1.post("/analyze", response_model=schemas.AnalyzeResponse, summary="the mood of an uploaded audio file, and its narration")
 async def analyze(
     services: ServicesDep,
+    client: ClientDep,
     file: Annotated[UploadFile, File(description="WAV, FLAC, OGG or MP3")],
     narrate: Annotated[bool, Form()] = True,
     seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
@@ -181,7 +184,7 @@ async def analyze(
             timings={"decode": round(decoded, 4), **{k: round(v, 4) for k, v in timings.items()}}, versions=services.pipeline.versions,
         )  # fmt: skip
 
-    return await services.pool.run(job, services.settings.deadline_s, kind="analyze", units=len(data) / 1e6)
+    return await services.pool.run(job, services.settings.deadline_s, kind="analyze", units=len(data) / 1e6, client=client)
 
 
 @v1.get("/moods", response_model=schemas.MoodsResponse, summary="the named moods and their points")
@@ -193,7 +196,7 @@ async def moods() -> schemas.MoodsResponse:
 
 
 @v1.post("/evaluate", summary="run a small closed-loop grid (generate -> vocode -> classify -> narrate); the report's JSON")
-async def evaluate(body: schemas.EvaluateRequest, services: ServicesDep) -> dict[str, Any]:
+async def evaluate(body: schemas.EvaluateRequest, services: ServicesDep, client: ClientDep) -> dict[str, Any]:
     from evaluation.closed_loop import ClosedLoopConfig, evaluate_grid
 
     config = ClosedLoopConfig(
@@ -201,7 +204,7 @@ async def evaluate(body: schemas.EvaluateRequest, services: ServicesDep) -> dict
         corpus="data/corpus" if body.real_references else None, real_clips=16, progress=False,
     )  # fmt: skip
     stop = threading.Event()  # set at the deadline: the grid stops at its next clip instead of running on for nobody
-    return await services.pool.run(lambda: evaluate_grid(services.pipeline, config, stop=stop), services.settings.deadline_s, kind="evaluate", stop=stop)
+    return await services.pool.run(lambda: evaluate_grid(services.pipeline, config, stop=stop), services.settings.deadline_s, kind="evaluate", stop=stop, client=client)
 
 
 # --- operations: no key, no rate limit (probes and scrapers) ------------------------------------

@@ -8,9 +8,9 @@ say what they are and which types they take. Duration bounds are the pipeline's 
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from generator.sampling import MAX_SECONDS, MIN_SECONDS
 from moodmusic.audio import OUTPUT_FORMATS
@@ -26,8 +26,17 @@ def format_field():
                                     "for game engines and loops) or mp3 (not every MP3 decoder keeps a loop seamless)")  # fmt: skip
 
 
+def _whole_number(value):
+    """JSON Schema counts 7.0 as an integer, as it counts 7; true, "7" and 7.5 are not (the strict int refuses them)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer as the JSON contract states it: 7 or 7.0, never a boolean or a string.
+WholeNumber = Annotated[int, BeforeValidator(_whole_number), Field(strict=True)]
+
+
 def seed_field():
-    return Field(0, ge=0, le=2**31 - 1, strict=True, description="fixes every random draw: the same request gives the same clip")
+    return Field(0, ge=0, le=2**31 - 1, description="fixes every random draw: the same request gives the same clip")
 
 
 def _any_case(name: str) -> str:
@@ -51,7 +60,7 @@ class Strict(BaseModel):
 
 
 class TrajectoryPoint(Strict):
-    time: float = Field(ge=0, allow_inf_nan=False, description="seconds from the start of the clip")
+    time: float = Field(ge=0, strict=True, allow_inf_nan=False, description="seconds from the start of the clip")
     valence: float = Field(ge=-1, le=1, strict=True, allow_inf_nan=False, description="in [-1, 1]")
     arousal: float = Field(ge=-1, le=1, strict=True, allow_inf_nan=False, description="in [-1, 1]")
 
@@ -95,13 +104,13 @@ class ClipRequest(MoodChoice):
     model_config = ConfigDict(extra="forbid", json_schema_extra=one_of_forms(("mood",), ("valence", "arousal"), ("trajectory",)))
 
     trajectory: list[TrajectoryPoint] = Field(
-        None, min_length=1, description="moods over time, interpolated linearly; instead of mood or valence/arousal"
+        None, min_length=1, description="moods over time, interpolated linearly (points are taken in time order); instead of mood or valence/arousal"
     )
     duration: float = Field(
-        10.0, ge=MIN_SECONDS, le=MAX_SECONDS, allow_inf_nan=False, validation_alias=AliasChoices("duration", "seconds"),
+        10.0, ge=MIN_SECONDS, le=MAX_SECONDS, strict=True, allow_inf_nan=False, validation_alias=AliasChoices("duration", "seconds"),
         description=f"seconds, {MIN_SECONDS:g} to {MAX_SECONDS:g} (also accepted as 'seconds')",
     )  # fmt: skip
-    seed: int = seed_field()
+    seed: WholeNumber = seed_field()
     format: AudioFormat = format_field()
     verify: StrictBool = Field(True, description="run the classifier: the mood heard and its distance to the mood asked")
     narrate: StrictBool = Field(True, description="tell in words what the clip feels like (implies the classifier)")
@@ -122,10 +131,10 @@ class ClipRequest(MoodChoice):
 class StingerRequest(MoodChoice):
     event: StingerEvent = Field(description="rise: arousal climbs; fall: it sinks; hit: a burst that decays")
     duration: float = Field(
-        2.0, ge=1.0, le=3.0, allow_inf_nan=False, validation_alias=AliasChoices("duration", "seconds"),
+        2.0, ge=1.0, le=3.0, strict=True, allow_inf_nan=False, validation_alias=AliasChoices("duration", "seconds"),
         description="seconds, 1 to 3 (also accepted as 'seconds')",
     )  # fmt: skip  (the same bounds as Pipeline.stinger, checked here so a bad request never takes a worker)
-    seed: int = seed_field()
+    seed: WholeNumber = seed_field()
     format: AudioFormat = format_field()
     verify: StrictBool = False
     narrate: StrictBool = False
@@ -226,13 +235,13 @@ class MoodsResponse(BaseModel):
 class EvaluateRequest(Strict):
     """A small closed-loop grid run on the server (the full evaluation is `moodmusic evaluate chain`)."""
 
-    grid: int = Field(3, ge=2, le=5, description="grid x grid moods over [-0.8, 0.8]^2")
-    seeds: int = Field(1, ge=1, le=4, description="seeds per mood")
+    grid: WholeNumber = Field(3, ge=2, le=5, description="grid x grid moods over [-0.8, 0.8]^2")
+    seeds: WholeNumber = Field(1, ge=1, le=4, description="seeds per mood")
     duration: float = Field(
-        4.0, ge=2.0, le=10.0, allow_inf_nan=False, validation_alias=AliasChoices("duration", "seconds"),
+        4.0, ge=2.0, le=10.0, strict=True, allow_inf_nan=False, validation_alias=AliasChoices("duration", "seconds"),
         description="seconds per clip (also accepted as 'seconds')",
     )  # fmt: skip
-    first_seed: int = Field(0, ge=0, le=2**31 - 1)
+    first_seed: WholeNumber = Field(0, ge=0, le=2**31 - 1)
     real_references: StrictBool = Field(False, description="also compute diversity and Fréchet references against the server's corpus test split (slower)")
 
 

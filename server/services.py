@@ -66,7 +66,7 @@ def start(settings: Settings, metrics: Metrics, pipeline: Pipeline | None = None
         # the next; pay it here, not in the first user's request.
         pipeline.compose("calm", 1.0, seed=0, verify=True, narrate=True)
     store = ClipStore(settings.store_dir, settings.store_cap_bytes)
-    pool = WorkerPool(settings.workers, settings.queue_size)
+    pool = WorkerPool(settings.workers, settings.queue_size, per_client=settings.jobs_per_client)
     metrics.gauge("moodmusic_pool_queued", "inference jobs waiting for a worker", lambda: pool.queued)
     metrics.gauge("moodmusic_pool_running", "inference jobs running", lambda: pool.running)
     metrics.gauge("moodmusic_pool_workers", "inference worker threads", lambda: pool.workers)

@@ -7,6 +7,7 @@
                                                  cheaper under load; default: the generator's guidance.json)
     MOODMUSIC_NARRATOR                           template | openai | llama-cpp (read by narrator/, see docs/narrator.md)
     MOODMUSIC_WORKERS, MOODMUSIC_QUEUE           inference threads, and requests that may wait for one
+    MOODMUSIC_JOBS_PER_CLIENT                    jobs one key (or address) may have queued or running (default 8)
     MOODMUSIC_DEADLINE                           seconds a request may take, queue included (default 60)
     MOODMUSIC_UPLOAD_LIMIT_MB                    largest upload to /v1/analyze (default 50)
     MOODMUSIC_ANALYZE_MAX_SECONDS                only the start of longer uploads is analysed (default 600)
@@ -45,6 +46,7 @@ class Settings:
     workers: int = 2
     torch_threads: int = 0  # per process; 0: the cores divided among the workers (two workers on two cores: one each)
     queue_size: int = 16
+    jobs_per_client: int = 8  # accepted, unfinished jobs per API key (or address): one client cannot fill the queue
     deadline_s: float = 60.0
     upload_limit_bytes: int = 50 * MB
     json_limit_bytes: int = 1 * MB  # every other request body: a clip request is a few hundred bytes
@@ -66,6 +68,7 @@ class Settings:
             "candidates": self.candidates is None or self.candidates >= 1,
             "torch_threads": self.torch_threads >= 0,
             "queue_size": self.queue_size >= 0,
+            "jobs_per_client": self.jobs_per_client >= 1,
             "deadline_s": self.deadline_s > 0,
             "upload_limit_bytes": self.upload_limit_bytes > 0,
             "json_limit_bytes": self.json_limit_bytes > 0,
@@ -112,7 +115,7 @@ class Settings:
             "host": get("HOST"), "port": number("PORT", int), "checkpoints": get("CHECKPOINTS"),
             "vocoder": get("VOCODER"), "candidates": number("CANDIDATES", int), "narrator": get("NARRATOR"), "workers": number("WORKERS", int),
             "torch_threads": number("TORCH_THREADS", int),
-            "queue_size": number("QUEUE", int), "deadline_s": number("DEADLINE"),
+            "queue_size": number("QUEUE", int), "jobs_per_client": number("JOBS_PER_CLIENT", int), "deadline_s": number("DEADLINE"),
             "upload_limit_bytes": megabytes("UPLOAD_LIMIT_MB"), "analyze_max_seconds": number("ANALYZE_MAX_SECONDS"),
             "store_dir": get("STORE"), "store_cap_bytes": megabytes("STORE_CAP_MB"), "api_keys": listing("API_KEYS"),
             "cors_origins": listing("CORS_ORIGINS"), "rate_limit_per_minute": number("RATE_LIMIT"),
@@ -125,7 +128,7 @@ class Settings:
         changes = {
             "host": args.host, "port": args.port, "checkpoints": args.checkpoints, "vocoder": args.vocoder, "candidates": args.candidates,
             "narrator": args.narrator, "workers": args.workers, "torch_threads": args.torch_threads,
-            "queue_size": args.queue, "deadline_s": args.deadline,
+            "queue_size": args.queue, "jobs_per_client": args.jobs_per_client, "deadline_s": args.deadline,
             "upload_limit_bytes": None if args.upload_limit_mb is None else int(args.upload_limit_mb * MB),
             "store_dir": args.store, "store_cap_bytes": None if args.store_cap_mb is None else int(args.store_cap_mb * MB),
             "api_keys": tuple(args.api_key) if args.api_key else None,

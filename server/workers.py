@@ -13,6 +13,10 @@ work) thus goes ahead of a 10 s clip (about 0.6 s) queued a moment before it, in
 the clip, and no job starves: one submitted earlier by more than the difference of the two expected
 durations still goes first. Expected durations are learnt per kind of job and per unit of its size
 (seconds of audio asked for, megabytes uploaded) from the last jobs of that kind.
+
+Fairness: each client (API key, or address when no keys are configured) may have at most `per_client`
+jobs accepted and unfinished; past it, 429 with Retry-After. A job that outlived its 504 still counts
+until its worker lets it go, so a client cannot pile up abandoned work.
 """
 
 from __future__ import annotations
@@ -50,10 +54,20 @@ class DeadlineExceeded(PoolError):
     status_code = 504
 
 
+class TooManyJobs(PoolError):
+    """One client (an API key, or an address without keys) already has its share of the pool's jobs."""
+
+    status_code = 429
+
+
 class WorkerPool:
-    def __init__(self, workers: int, queue_size: int, name: str = "inference"):
+    def __init__(self, workers: int, queue_size: int, name: str = "inference", per_client: int | None = None):
         self.workers = int(workers)
         self.queue_size = int(queue_size)
+        # At most this many accepted, unfinished jobs (queued or running, a job past its 504 included) per client,
+        # so one client cannot fill the queue for everyone; None: no per-client limit.
+        self.per_client = per_client
+        self._by_client: collections.Counter[str] = collections.Counter()
         # The bound is `_pending` (checked in submit), not the queue's maxsize: a put must never block the event loop.
         # Items: (expected finish, sequence, fn, future, kind, units); the sequence breaks ties in submission order.
         self._queue: queue.PriorityQueue = queue.PriorityQueue()
@@ -120,29 +134,51 @@ class WorkerPool:
             with self._lock:
                 self._pending -= 1
 
-    def submit(self, fn: Callable[[], Any], kind: str = "job", units: float = 1.0) -> concurrent.futures.Future:
+    def jobs_of(self, client: str) -> int:
+        """Accepted, unfinished jobs of this client."""
+        return self._by_client.get(client, 0)
+
+    def submit(self, fn: Callable[[], Any], kind: str = "job", units: float = 1.0, client: str | None = None) -> concurrent.futures.Future:
         with self._lock:
             if not self._open:
                 raise ShuttingDown("the server is shutting down; retry on another instance", retry_after=5)
+            if client is not None and self.per_client is not None and self._by_client[client] >= self.per_client:
+                raise TooManyJobs(
+                    f"this client already has {self.per_client} jobs queued or running (the limit per API key or address); "
+                    "wait for one to finish",
+                    retry_after=self.retry_after(),
+                )
             if self._pending >= self.workers + self.queue_size:
                 raise Overloaded(
                     f"the server is at capacity ({self.workers} running, {self.queue_size} queued); retry later",
                     retry_after=self.retry_after(),
                 )
             self._pending += 1
+            if client is not None:
+                self._by_client[client] += 1
         future: concurrent.futures.Future = concurrent.futures.Future()
+        if client is not None:
+            future.add_done_callback(lambda _: self._release(client))  # finished, failed, or cancelled while queued
         finish = time.monotonic() + self.expected_seconds(kind, units)
         self._queue.put((finish, next(self._sequence), fn, future, kind, units))
         return future
 
-    async def run(self, fn: Callable[[], Any], deadline_s: float, kind: str = "job", units: float = 1.0, stored: bool = False, stop=None) -> Any:
-        """Run `fn` on a worker and await its result for at most `deadline_s` seconds (`kind`, `units`: see the module doc).
+    def _release(self, client: str) -> None:
+        with self._lock:
+            self._by_client[client] -= 1
+            if self._by_client[client] <= 0:
+                del self._by_client[client]
+
+    async def run(self, fn: Callable[[], Any], deadline_s: float, kind: str = "job", units: float = 1.0, stored: bool = False, stop=None,
+                  client: str | None = None) -> Any:  # fmt: skip
+        """Run `fn` on a worker and await its result for at most `deadline_s` seconds (`kind`, `units`: see the module doc;
+        `client`: whose job it is, for the per-client limit).
 
         Past the deadline the caller gets 504, and the 504 tells the truth about the work: a job whose result is
         `stored` keeps running (an identical request is then answered from the store); a job given a `stop`
         event (threading.Event) is told to stop; any other finishes and its result is discarded."""
         submitted = time.monotonic()
-        future = self.submit(fn, kind, units)
+        future = self.submit(fn, kind, units, client)
         try:
             wrapped = asyncio.wrap_future(future)
             return await asyncio.wait_for(asyncio.shield(wrapped), timeout=deadline_s)

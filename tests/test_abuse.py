@@ -104,6 +104,42 @@ def test_guessing_keys_meets_the_rate_limit(tiny_pipeline, tmp_path):
         assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
 
 
+def test_one_key_cannot_fill_the_queue_for_everyone(tiny_pipeline, tmp_path):
+    import concurrent.futures
+
+    class Slow:  # the tiny pipeline, 1 s slower per clip: the jobs overlap for certain
+        def __init__(self, inner):
+            self.inner = inner
+
+        def compose(self, *args, **kwargs):
+            time.sleep(1.0)
+            return self.inner.compose(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    settings = Settings(store_dir=str(tmp_path / "store"), workers=1, queue_size=8, jobs_per_client=2, api_keys=("greedy", "polite"), warmup=False)
+    with BackgroundServer(create_app(settings, Slow(tiny_pipeline))) as running:
+
+        def post(key_and_seed):
+            key, seed = key_and_seed
+            body = {"mood": "calm", "duration": 1, "seed": seed, "verify": False, "narrate": False}
+            return httpx.post(running.url + "/v1/clips", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+        with concurrent.futures.ThreadPoolExecutor(4) as executor:
+            sent = [executor.submit(post, ("greedy", s)) for s in range(4)]
+            time.sleep(0.3)
+            assert httpx.get(running.url + "/readyz").json()["running"] == 1  # the greedy key's jobs hold their places,
+            polite = post(("polite", 99))  # and another key is still served
+            greedy = [future.result() for future in sent]
+        statuses = sorted(r.status_code for r in greedy)
+        assert statuses == [200, 200, 429, 429], statuses
+        refused = next(r for r in greedy if r.status_code == 429)
+        assert "2 jobs queued or running" in refused.json()["detail"] and int(refused.headers["Retry-After"]) >= 1
+        assert polite.status_code == 200
+        assert post(("greedy", 7)).status_code == 200  # its jobs finished: its places are free again
+
+
 def stream_url(running, query: str = "") -> str:
     return running.url.replace("http://", "ws://") + "/v1/stream" + query
 

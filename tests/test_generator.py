@@ -198,6 +198,7 @@ def test_valence_scale_conditions_on_the_emphasised_valence(tiny_generator, tiny
 
 def test_trajectory_interpolates_and_validates():
     path = Trajectory.of([(0, -0.6, -0.5), (10, 0.6, 0.5)])
+    assert Trajectory.of([(10, 0.6, 0.5), (0, -0.6, -0.5)]) == path  # points are taken in time order
     assert path.at(5) == pytest.approx((0.0, 0.0))
     assert path.at(-1) == pytest.approx((-0.6, -0.5)) and path.at(99) == pytest.approx((0.6, 0.5))
     assert Trajectory.of("happy").at(3) == pytest.approx((0.7, 0.5))

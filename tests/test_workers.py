@@ -75,3 +75,41 @@ def test_torch_threads_come_from_the_environment_and_the_command_line():
         Settings(torch_threads=-1)
     with pytest.raises(SettingsError, match="MOODMUSIC_TORCH_THREADS"):
         Settings.from_env({"MOODMUSIC_TORCH_THREADS": "many"})
+
+
+def test_one_client_cannot_hold_more_than_its_share_and_a_finished_job_frees_it():
+    from server.workers import TooManyJobs
+
+    pool = WorkerPool(workers=1, queue_size=8, per_client=2)
+    try:
+        gate = threading.Event()
+        held = [pool.submit(gate.wait, client="key:a") for _ in range(2)]
+        try:
+            pool.submit(gate.wait, client="key:a")
+            raise AssertionError("a third job of the same client was accepted")
+        except TooManyJobs as refused:
+            assert refused.status_code == 429 and refused.retry_after >= 1 and "2 jobs" in str(refused)
+        other = pool.submit(gate.wait, client="key:b")  # another client still gets a place
+        assert pool.jobs_of("key:a") == 2 and pool.jobs_of("key:b") == 1
+        gate.set()
+        for future in (*held, other):
+            future.result(timeout=5)
+        time.sleep(0.05)
+        assert pool.jobs_of("key:a") == 0
+        pool.submit(lambda: None, client="key:a").result(timeout=5)
+    finally:
+        pool.close(timeout=5)
+
+
+def test_a_job_cancelled_in_the_queue_gives_its_client_place_back():
+    pool = WorkerPool(workers=1, queue_size=8, per_client=1)
+    try:
+        gate = threading.Event()
+        blocker = pool.submit(gate.wait)
+        queued = pool.submit(lambda: None, client="address:1.2.3.4")
+        assert queued.cancel() and pool.jobs_of("address:1.2.3.4") == 0
+        pool.submit(lambda: None, client="address:1.2.3.4")
+        gate.set()
+        blocker.result(timeout=5)
+    finally:
+        pool.close(timeout=5)
