@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -144,3 +146,24 @@ def test_liveness_caps_a_blown_up_slice():
     out, _ = Liveness(retries=2).write(Explodes(), torch.zeros(1, N_MELS, 4), torch.zeros(1, 2), (torch.zeros(1, 1), torch.zeros(1, 1, 1)),
                                     [lambda: (torch.zeros(1, 1), torch.zeros(1, 1, 1))])  # fmt: skip
     assert float(out.max()) == pytest.approx(Liveness().ceiling)
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 44100, 48000])
+def test_the_bounded_memory_meter_equals_pyloudnorm(rate):
+    import warnings
+
+    import pyloudnorm
+
+    from moodmusic.mastering import LOUDNESS_CHUNK, integrated_loudness
+
+    rng = np.random.default_rng(rate)
+    # Lengths around the chunk and block edges; each with silence (absolute gate) and a quiet stretch (relative gate).
+    for n in (int(0.41 * rate), 3 * rate + 17, LOUDNESS_CHUNK, LOUDNESS_CHUNK + 1, 2 * LOUDNESS_CHUNK + rate // 3):
+        x = (0.1 * rng.standard_normal(n)).astype(np.float32)
+        x[: n // 5] = 0
+        x[n // 3 : n // 2] *= 0.001
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = pyloudnorm.Meter(rate).integrated_loudness(x.astype(np.float64))
+        assert integrated_loudness(x, rate) == pytest.approx(expected, abs=1e-6)
+    assert integrated_loudness(np.zeros(5 * rate, dtype=np.float32), rate) == -math.inf
