@@ -28,12 +28,16 @@ from moodmusic import mastering
 from moodmusic.loops import best_loop
 from moodmusic.mel import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE
 from moodmusic.mood import Mood
+from moodmusic.tempo import Grid, fit_to_grid
 
 LOOP_WARMUP_SECONDS = 1.5  # a loop must not start with the generator's cold start from silence
 LOOP_CROSSFADE_SECONDS = 0.5
 LOOP_SEARCH_SECONDS = 1.0  # span over which a loop's start point is chosen for a level seam (moodmusic.loops)
 STINGER_EVENTS = ("rise", "fall", "hit")
 STINGER_FADE_SECONDS = 0.05
+# The generator writes this much more music than a clip needs, so the warp onto the tempo grid (moodmusic.tempo:
+# at most about 1.22x, after the music's first beat) never runs out of it.
+GRID_EXTRA_FRACTION, GRID_EXTRA_SECONDS = 0.25, 1.5
 
 
 @dataclass
@@ -49,6 +53,12 @@ class Clip:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     versions: dict[str, str] = field(default_factory=dict)
     loop: bool = False
+    grid: Grid | None = None  # the tempo and meter the music follows; beat 0 at the first sample
+
+    @property
+    def bars(self) -> float:
+        """How many bars the clip lasts (a loop: a whole number)."""
+        return self.audio.size / SAMPLE_RATE / self.grid.bar_seconds if self.grid else 0.0
 
     @property
     def distance(self) -> float | None:
@@ -137,64 +147,77 @@ class Pipeline:
         clip.timings["mastering"] = time.perf_counter() - started
         return clip
 
+    def _on_grid(self, mood, seconds: float, seed: int, grid: Grid, frames: int, progress=None, skip_frames: int = 0) -> torch.Tensor:
+        """`frames` frames of the generator's log-mel for `mood`, time-warped onto `grid` (moodmusic.tempo);
+        the first `skip_frames` frames written are dropped before the warp (a loop's warm-up)."""
+        needed = (skip_frames + frames * (1 + GRID_EXTRA_FRACTION)) / FRAMES_PER_SECOND + GRID_EXTRA_SECONDS
+        mel = self.generator.generate(mood, seconds, seed=seed, progress=progress, extra_seconds=max(0.0, needed - seconds))
+        return torch.from_numpy(fit_to_grid(mel[..., skip_frames:].cpu().numpy(), grid, frames))
+
     def compose(
         self, mood, seconds: float, seed: int = 0, *, verify: bool = True, narrate: bool = True, loop: bool = False,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int, int], None] | None = None, bpm: float | None = None, beats_per_bar: int | None = None,
     ) -> Clip:  # fmt: skip
-        """A clip for a mood (name, Mood, (v, a)) or a trajectory [(t, v, a), ...] of `seconds`."""
-        from generator.sampling import Trajectory, check_seconds
+        """A clip for a mood (name, Mood, (v, a)) or a trajectory [(t, v, a), ...] of `seconds`, on a tempo grid
+        (`bpm`, `beats_per_bar`; default: the mood's tempo in 4/4). A loop lasts the whole number of bars nearest
+        `seconds` and starts on a bar line."""
+        from generator.sampling import MAX_SECONDS, Trajectory, check_seconds
 
         seconds = check_seconds(seconds)
         trajectory = Trajectory.of(mood)
+        asked = Mood(float(np.mean(trajectory.valence)), float(np.mean(trajectory.arousal)))
+        grid = Grid.for_mood(asked.valence, asked.arousal, bpm, beats_per_bar)
         timings: dict[str, float] = {}
         started = time.perf_counter()
         if loop:
-            # Generate a warm-up (dropped), a span to choose the start point in, and a crossfade's worth
-            # past the end (faded over the start).
+            # Write a warm-up (dropped), one bar to choose the start bar line in, the loop, and a crossfade's
+            # worth past its end (faded over the start); the loop is a whole number of bars.
             warmup_frames = round(LOOP_WARMUP_SECONDS * FRAMES_PER_SECOND)
-            length, crossfade = round(seconds * SAMPLE_RATE), round(LOOP_CROSSFADE_SECONDS * SAMPLE_RATE)
-            search = round(LOOP_SEARCH_SECONDS * FRAMES_PER_SECOND) * HOP_LENGTH
-            extra = LOOP_WARMUP_SECONDS + LOOP_SEARCH_SECONDS + LOOP_CROSSFADE_SECONDS
-            # At least the frames best_loop reads: the seconds above, rounded to frames, fell a few samples
-            # short for some lengths (30 s, 60 s, 120 s).
-            frames = max(round((seconds + extra) * FRAMES_PER_SECOND), warmup_frames + math.ceil((length + search + crossfade) / HOP_LENGTH))
+            length, crossfade, bar = grid.bar_samples(grid.whole_bars(seconds, at_most=MAX_SECONDS)), round(LOOP_CROSSFADE_SECONDS * SAMPLE_RATE), grid.bar_samples(1)
+            frames = math.ceil((bar + length + crossfade) / HOP_LENGTH) + 1
             shifted = Trajectory(tuple(t + LOOP_WARMUP_SECONDS for t in trajectory.times), trajectory.valence, trajectory.arousal)
-            mel = self.generator.generate(shifted, seconds, seed=seed, progress=progress, extra_seconds=frames / FRAMES_PER_SECOND - seconds)
+            mel = self._on_grid(shifted, seconds, seed, grid, frames, progress, skip_frames=warmup_frames)
             timings["generator"] = time.perf_counter() - started
             started = time.perf_counter()
             audio = self.render(mel)
-            audio, offset = best_loop(audio[warmup_frames * HOP_LENGTH :], length, crossfade, search, step=2 * HOP_LENGTH)
-            start_frame = warmup_frames + offset // HOP_LENGTH
-            mel = mel[..., start_frame : start_frame + round(seconds * FRAMES_PER_SECOND)]
+            # The loop starts on the first or the second bar line, whichever gives the more level seam.
+            audio, offset = best_loop(audio, length, crossfade, search=bar, step=bar)
+            mel = mel[..., offset // HOP_LENGTH : offset // HOP_LENGTH + math.ceil(length / HOP_LENGTH)]
         else:
-            mel = self.generator.generate(trajectory, seconds, seed=seed, progress=progress)
+            mel = self._on_grid(trajectory, seconds, seed, grid, round(seconds * FRAMES_PER_SECOND), progress)
             timings["generator"] = time.perf_counter() - started
             started = time.perf_counter()
             audio = self.render(mel)
         timings["vocoder"] = time.perf_counter() - started
-        asked = Mood(float(np.mean(trajectory.valence)), float(np.mean(trajectory.arousal)))
-        clip = Clip(audio=audio, mel=mel, asked=asked, seconds=seconds, seed=seed, timings=timings, loop=loop)
+        # A loop lasts its whole bars (30 s asked at 49 bpm: 6 bars, 29.39 s); a clip what was asked.
+        clip = Clip(audio=audio, mel=mel, asked=asked, seconds=audio.size / SAMPLE_RATE if loop else seconds, seed=seed, timings=timings,
+                    loop=loop, grid=grid)  # fmt: skip
         # A trajectory whose arousal moves is mastered moment by moment; a steady mood with one gain.
         moving = max(trajectory.arousal) - min(trajectory.arousal) > 0.1
         self.master(clip, (lambda t: trajectory.at(t)[1]) if moving else asked.arousal, loop=loop)
         return self._finish(clip, verify, narrate, seed)
 
-    def stinger(self, event: str, mood, seconds: float = 2.0, seed: int = 0, *, verify: bool = False, narrate: bool = False) -> Clip:
-        """A 1-3 s clip for a game event that fits `mood`: its mood path and loudness follow the event."""
+    def stinger(
+        self, event: str, mood, seconds: float = 2.0, seed: int = 0, *, verify: bool = False, narrate: bool = False,
+        bpm: float | None = None, beats_per_bar: int | None = None,
+    ) -> Clip:  # fmt: skip
+        """A 1-3 s clip for a game event that fits `mood`: its mood path and loudness follow the event; its
+        beats fall on the grid (`bpm`, `beats_per_bar`, default the mood's tempo), starting on beat 1."""
         from moodmusic.mood import resolve
 
         if not 1.0 <= seconds <= 3.0:
             raise ValueError(f"a stinger lasts 1 to 3 seconds, got {seconds}")
         point = resolve(mood)
         path = stinger_trajectory(event, point.valence, point.arousal, seconds)
+        grid = Grid.for_mood(point.valence, point.arousal, bpm, beats_per_bar)
         started = time.perf_counter()
-        mel = self.generator.generate(path, seconds, seed=seed)
+        mel = self._on_grid(path, seconds, seed, grid, round(seconds * FRAMES_PER_SECOND))
         timings = {"generator": time.perf_counter() - started}
         started = time.perf_counter()
         audio = self.render(mel)
         audio = audio * stinger_envelope(event, audio.size)
         timings["vocoder"] = time.perf_counter() - started
-        clip = Clip(audio=audio, mel=mel, asked=point, seconds=seconds, seed=seed, timings=timings)
+        clip = Clip(audio=audio, mel=mel, asked=point, seconds=seconds, seed=seed, timings=timings, grid=grid)
         # A stinger's loudness is that of its path's mean arousal; its closing fade is not dead air.
         self.master(clip, float(np.mean([a for _, _, a in path])), tail_seconds=STINGER_FADE_SECONDS)
         return self._finish(clip, verify, narrate, seed)

@@ -32,6 +32,9 @@ MIN_BPM, MAX_BPM = 40.0, 240.0
 BEATS_PER_BAR_CHOICES = (2, 3, 4, 5, 6, 7, 8, 9, 12)
 DEFAULT_BEATS_PER_BAR = 4
 PULSE_LEVELS = (1 / 3, 1 / 2, 2 / 3, 1.0, 3 / 2, 2.0, 3.0)  # metrical levels of the music's own pulse a grid may take
+# Below this tempo the music is aligned at twice the grid's rate (eighth notes), the level at which listeners and
+# beat trackers hear the pulse of slow music; every other aligned line is a beat of the grid.
+SUBDIVIDE_BELOW_BPM = 80.0
 
 
 def mood_tempo(valence: float, arousal: float) -> float:
@@ -82,9 +85,12 @@ class Grid:
     def bar_seconds(self) -> float:
         return self.beat_seconds * self.beats_per_bar
 
-    def whole_bars(self, seconds: float) -> int:
-        """The whole number of bars nearest `seconds` (at least one)."""
-        return max(1, round(seconds / self.bar_seconds))
+    def whole_bars(self, seconds: float, at_most: float | None = None) -> int:
+        """The whole number of bars nearest `seconds`: at least one, and no longer than `at_most` seconds (when one bar fits)."""
+        bars = max(1, round(seconds / self.bar_seconds))
+        if at_most is not None:
+            bars = min(bars, max(1, math.floor(at_most / self.bar_seconds + 1e-9)))
+        return bars
 
     def bar_samples(self, bars: int, sample_rate: int = SAMPLE_RATE) -> int:
         """Samples in `bars` bars, rounded to the nearest sample (so within half a sample of whole bars)."""
@@ -140,12 +146,13 @@ def fit_to_grid(mel: np.ndarray, grid: Grid, frames: int) -> np.ndarray:
     import librosa
 
     mel = np.asarray(mel, dtype=np.float32)
+    target = grid.bpm * (2 if grid.bpm < SUBDIVIDE_BELOW_BPM else 1)  # the rate of the lines the beats are aligned to
     envelope = _onset_envelope(mel)
-    own = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=envelope, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, start_bpm=grid.bpm))[0])
-    level = min((own * k for k in PULSE_LEVELS if MIN_BPM / 2 <= own * k <= MAX_BPM * 2), key=lambda b: abs(math.log(b / grid.bpm)), default=grid.bpm)
+    own = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=envelope, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, start_bpm=target))[0])
+    level = min((own * k for k in PULSE_LEVELS if MIN_BPM / 2 <= own * k <= MAX_BPM * 2), key=lambda b: abs(math.log(b / target)), default=target)
     _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, bpm=level, trim=False, units="frames")
     beats = np.asarray(beats, dtype=np.float64)
-    out_period = grid.beat_seconds * FRAMES_PER_SECOND  # frames per beat in the output
+    out_period = 60.0 / target * FRAMES_PER_SECOND  # frames per aligned line in the output
     source_period = 60.0 / level * FRAMES_PER_SECOND
     if beats.size < 2:  # no pulse found: a uniform stretch from the music's tempo level to the grid's
         source = np.arange(frames) * (source_period / out_period)

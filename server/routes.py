@@ -16,7 +16,8 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from generator.sampling import Trajectory
-from moodmusic.audio import OUTPUT_FORMATS, encode_audio, load_audio
+from moodmusic.audio import OUTPUT_FORMATS, load_audio
+from moodmusic.loopfiles import encode_clip
 from moodmusic.mel import SAMPLE_RATE
 from moodmusic.mood import MOOD_SYNONYMS, NAMED_MOODS, Mood, quadrant, resolve
 from server import schemas
@@ -55,7 +56,7 @@ def point(mood: Mood) -> dict[str, Any]:
     return {"valence": mood.valence, "arousal": mood.arousal, "quadrant": mood.quadrant}
 
 
-def clip_meta(clip, clip_id: str, kind: str, request: dict[str, Any]) -> dict[str, Any]:
+def clip_meta(clip, clip_id: str, kind: str, request: dict[str, Any], points: dict[str, Any]) -> dict[str, Any]:
     """What the store keeps for a clip: the response body, less `cached`."""
     return {
         "id": clip_id, "url": f"/v1/clips/{clip_id}", "audio_url": f"/v1/clips/{clip_id}/audio",
@@ -64,6 +65,7 @@ def clip_meta(clip, clip_id: str, kind: str, request: dict[str, Any]) -> dict[st
         "heard": heard(clip.analysis) if clip.analysis is not None else None, "distance": clip.distance,
         "narration": clip.narration.as_dict() if clip.narration is not None else None,
         "duration": clip.seconds, "seed": clip.seed, "loop": clip.loop, "format": request["format"],
+        "tempo": clip.grid.as_dict(), "bars": round(clip.bars, 4), "audio": points,
         "timings": {k: round(v, 4) for k, v in clip.timings.items()}, "versions": clip.versions, "created": time.time(),
     }  # fmt: skip
 
@@ -84,12 +86,19 @@ async def produce(services: Services, client: str, kind: str, key_parts: dict[st
         clip = make()
         clip.timings["queue"] = waited
         clip_id = stored.id if stored is not None else services.store.new_id()  # an upgraded clip keeps its id
-        kept = services.store.put(clip_id, key, encode_audio(clip.audio, request["format"]), clip.mel.detach().cpu().numpy(),
-                                  clip_meta(clip, clip_id, kind, request), replace=stored is not None)  # fmt: skip
+        data, points = encode_clip(clip.audio, request["format"], request["sample_rate"], clip.grid, clip.loop)
+        kept = services.store.put(clip_id, key, data, clip.mel.detach().cpu().numpy(), clip_meta(clip, clip_id, kind, request, points),
+                                  replace=stored is not None)  # fmt: skip
         return kept.meta, kept.id != clip_id  # an identical request that raced this one stored first
 
     meta, cached = await services.pool.run(job, services.settings.deadline_s, kind=kind, units=body.duration, stored=True, client=client)
     return schemas.ClipResponse(**meta, cached=cached)
+
+
+def grid_parts(body) -> dict[str, Any]:
+    """The store key's part for the grid and the file's rate (absent when default, so earlier keys stay valid)."""
+    parts = {"bpm": body.bpm, "beats_per_bar": body.beats_per_bar, "sample_rate": body.sample_rate if body.sample_rate != SAMPLE_RATE else None}
+    return {k: v for k, v in parts.items() if v is not None}
 
 
 # --- /v1 -----------------------------------------------------------------------------------------
@@ -97,10 +106,11 @@ async def produce(services: Services, client: str, kind: str, key_parts: dict[st
 async def create_clip(body: schemas.ClipRequest, services: ServicesDep, client: ClientDep) -> schemas.ClipResponse:
     trajectory = Trajectory.of(body.target())  # a bad mood is a 422 here, before it takes a worker
     key_parts = {"mood": [trajectory.times, trajectory.valence, trajectory.arousal], "duration": body.duration,
-                 "seed": body.seed, "loop": body.loop, "format": body.format}  # fmt: skip
+                 "seed": body.seed, "loop": body.loop, "format": body.format, **grid_parts(body)}  # fmt: skip
 
     def make():
-        return services.pipeline.compose(trajectory, body.duration, body.seed, verify=body.verify, narrate=body.narrate, loop=body.loop)
+        return services.pipeline.compose(trajectory, body.duration, body.seed, verify=body.verify, narrate=body.narrate, loop=body.loop,
+                                         bpm=body.bpm, beats_per_bar=body.beats_per_bar)  # fmt: skip
 
     return await produce(services, client, "clip", key_parts, body, make)
 
@@ -108,10 +118,12 @@ async def create_clip(body: schemas.ClipRequest, services: ServicesDep, client: 
 @v1.post("/stingers", response_model=schemas.ClipResponse, summary="a 1-3 s clip for a game event (rise, fall, hit)")
 async def create_stinger(body: schemas.StingerRequest, services: ServicesDep, client: ClientDep) -> schemas.ClipResponse:
     mood = resolve(body.target())
-    key_parts = {"mood": mood.as_tuple(), "event": body.event, "duration": body.duration, "seed": body.seed, "format": body.format}
+    key_parts = {"mood": mood.as_tuple(), "event": body.event, "duration": body.duration, "seed": body.seed, "format": body.format,
+                 **grid_parts(body)}  # fmt: skip
 
     def make():
-        return services.pipeline.stinger(body.event, mood, body.duration, body.seed, verify=body.verify, narrate=body.narrate)
+        return services.pipeline.stinger(body.event, mood, body.duration, body.seed, verify=body.verify, narrate=body.narrate,
+                                         bpm=body.bpm, beats_per_bar=body.beats_per_bar)  # fmt: skip
 
     return await produce(services, client, "stinger", key_parts, body, make)
 
@@ -131,15 +143,28 @@ async def get_clip(clip_id: ClipId, services: ServicesDep) -> schemas.ClipRespon
 @v1.get("/clips/{clip_id}/audio", response_class=FileResponse, summary="a stored clip's audio, in the format it was made in or another",
         responses={200: {"content": {f.media_type: {} for f in OUTPUT_FORMATS.values()}}})  # fmt: skip
 async def get_clip_audio(clip_id: ClipId, services: ServicesDep, format: Optional[schemas.AudioFormat] = None) -> Response:
-    """`?format=flac` converts the stored clip (no second generation). A clip made lossy (ogg, mp3) converts from its
-    lossy file: made as wav or flac, it converts without a second lossy pass."""
+    """`?format=flac` converts the stored clip (no second generation), its loop points and bar markers with it. A clip
+    made lossy (ogg, mp3) converts from its lossy file; made as wav or flac, it converts without a second lossy pass."""
     stored = stored_or_404(services, clip_id)
     made_as, name = stored.meta["format"], format or stored.meta["format"]
     headers = {"content-disposition": f'inline; filename="{clip_id}.{name}"'}
     if name == made_as:
         return FileResponse(stored.audio_path, media_type=OUTPUT_FORMATS[name].media_type, headers=headers)
-    data = await run_in_threadpool(lambda: encode_audio(load_audio(stored.audio_path), name))  # not inference: no pool slot, like mel.png
+    data = await run_in_threadpool(lambda: convert(stored, name))  # not inference: no pool slot, like mel.png
     return Response(data, media_type=OUTPUT_FORMATS[name].media_type, headers=headers)
+
+
+def convert(stored, name: str) -> bytes:
+    """A stored clip's audio in another format, at its own sample rate, with its loop points and bar markers."""
+    import soundfile
+
+    from moodmusic.loopfiles import encode_at_rate
+    from moodmusic.tempo import Grid
+
+    samples, rate = soundfile.read(stored.audio_path, dtype="float32", always_2d=False)
+    tempo = stored.meta.get("tempo")
+    grid = Grid(tempo["bpm"], tempo["beats_per_bar"]) if tempo else None
+    return encode_at_rate(samples, name, rate, grid, stored.meta["loop"])
 
 
 @v1.get("/clips/{clip_id}/mel.png", response_class=Response, summary="a stored clip's log-mel as an image",

@@ -14,6 +14,8 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from generator.sampling import MAX_SECONDS, MIN_SECONDS
 from moodmusic.audio import OUTPUT_FORMATS
+from moodmusic.loopfiles import OUTPUT_SAMPLE_RATES
+from moodmusic.tempo import BEATS_PER_BAR_CHOICES, MAX_BPM, MIN_BPM
 from moodmusic.mood import MOOD_SYNONYMS, NAMED_MOODS
 from moodmusic.pipeline import STINGER_EVENTS
 
@@ -33,6 +35,24 @@ def _whole_number(value):
 
 # An integer as the JSON contract states it: 7 or 7.0, never a boolean or a string.
 WholeNumber = Annotated[int, BeforeValidator(_whole_number), Field(strict=True)]
+
+
+SampleRate = Literal[OUTPUT_SAMPLE_RATES]  # type: ignore[valid-type]
+BeatsPerBar = Literal[BEATS_PER_BAR_CHOICES]  # type: ignore[valid-type]
+
+
+# What a game engine needs of the music's grid and its files. Absent: the default; an explicit null is refused.
+def bpm_field():
+    return Field(None, ge=MIN_BPM, le=MAX_BPM, strict=True, allow_inf_nan=False,
+                 description=f"beats per minute, {MIN_BPM:g} to {MAX_BPM:g} (default: the mood's tempo, slow when calm, fast when excited)")  # fmt: skip
+
+
+def beats_per_bar_field():
+    return Field(None, description="beats in a bar (default 4)")
+
+
+def sample_rate_field():
+    return Field(22050, description="samples per second of the audio file: 22,050 (the models' own) or 44,100 / 48,000 (resampled with soxr)")
 
 
 def seed_field():
@@ -114,7 +134,10 @@ class ClipRequest(MoodChoice):
     format: AudioFormat = format_field()
     verify: StrictBool = Field(True, description="run the classifier: the mood heard and its distance to the mood asked")
     narrate: StrictBool = Field(True, description="tell in words what the clip feels like (implies the classifier)")
-    loop: StrictBool = Field(False, description="make the end join the start seamlessly")
+    loop: StrictBool = Field(False, description="make the end join the start seamlessly; a loop lasts the whole number of bars nearest `duration`")
+    bpm: float = bpm_field()
+    beats_per_bar: BeatsPerBar = beats_per_bar_field()
+    sample_rate: SampleRate = sample_rate_field()
 
     def _forms(self) -> list[str]:
         return super()._forms() + (["trajectory"] if self.trajectory is not None else [])
@@ -138,6 +161,9 @@ class StingerRequest(MoodChoice):
     format: AudioFormat = format_field()
     verify: StrictBool = False
     narrate: StrictBool = False
+    bpm: float = bpm_field()
+    beats_per_bar: BeatsPerBar = beats_per_bar_field()
+    sample_rate: SampleRate = sample_rate_field()
 
 
 class MoodPoint(BaseModel):
@@ -187,6 +213,25 @@ class Narration(BaseModel):
     fallback_reason: Optional[str] = None
 
 
+class Tempo(BaseModel):
+    bpm: float
+    beats_per_bar: int
+    beat_seconds: float
+    bar_seconds: float
+
+
+class AudioPoints(BaseModel):
+    """Where things fall in the audio file, in its samples: what the file's own markers say (WAV `smpl` and
+    `cue ` chunks, Ogg/FLAC LOOPSTART/LOOPLENGTH comments), for engines that take numbers."""
+
+    sample_rate: int
+    samples: int
+    bar_starts: list[int] = Field(description="the first sample of every bar")
+    loop_start: Optional[int] = None
+    loop_end: Optional[int] = Field(None, description="exclusive: the loop plays samples loop_start .. loop_end - 1")
+    loop_length: Optional[int] = None
+
+
 class ClipResponse(BaseModel):
     id: str
     url: str
@@ -205,6 +250,9 @@ class ClipResponse(BaseModel):
     seed: int
     loop: bool
     format: AudioFormat
+    tempo: Tempo = Field(description="the grid the music follows: beat 1 of bar 1 at the first sample")
+    bars: float = Field(description="the clip's length in bars (a loop: a whole number)")
+    audio: AudioPoints
     timings: dict[str, float] = Field(description="seconds per stage when the clip was made")
     versions: dict[str, str]
     created: float = Field(description="Unix time the clip was made")

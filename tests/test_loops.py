@@ -76,11 +76,17 @@ def test_bank_writes_loops_in_the_format_asked_for(tiny_checkpoints, tmp_path):
     assert not list((tmp_path / "other").glob("*"))  # refused before any loop was made
 
 
-@pytest.mark.parametrize("seconds", [30.0, 120.0])
-def test_loops_of_any_allowed_length_are_made(tiny_checkpoints, seconds):
+@pytest.mark.parametrize("seconds, bpm, beats_per_bar", [(30.0, None, None), (120.0, None, None), (1.0, 40.0, 12), (120.0, 40.0, 12), (10.0, 133.0, 3)])
+def test_loops_of_any_allowed_length_are_whole_bars(tiny_checkpoints, seconds, bpm, beats_per_bar):
     # Regression: the material for a loop was rounded to frames and fell a few samples short of what
     # the seam search reads at 30, 60 and 120 s; and 120 s plus the loop's extras was refused as over 120 s.
+    from generator.sampling import MAX_SECONDS
     from moodmusic.pipeline import load_pipeline
 
-    clip = load_pipeline(tiny_checkpoints).compose("calm", seconds, seed=1, verify=False, narrate=False, loop=True)
-    assert clip.audio.size == round(seconds * SAMPLE_RATE) and clip.loop
+    clip = load_pipeline(tiny_checkpoints).compose("calm", seconds, seed=1, verify=False, narrate=False, loop=True, bpm=bpm, beats_per_bar=beats_per_bar)
+    bar = clip.grid.bar_seconds * SAMPLE_RATE
+    bars = round(clip.audio.size / bar)
+    assert clip.loop and bars >= 1 and abs(clip.audio.size - bars * bar) <= 0.5  # whole bars, within half a sample
+    assert clip.audio.size <= MAX_SECONDS * SAMPLE_RATE and (bars == 1 or abs(bars * clip.grid.bar_seconds - seconds) <= clip.grid.bar_seconds)
+    if bpm is not None:
+        assert clip.grid.bpm == bpm and clip.grid.beats_per_bar == beats_per_bar

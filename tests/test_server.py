@@ -14,6 +14,7 @@ import time
 import httpx
 import numpy as np
 import pytest
+import soundfile
 
 from moodmusic.audio import load_audio, to_wav_bytes
 from moodmusic.mel import SAMPLE_RATE
@@ -168,9 +169,38 @@ def test_trajectory_loop_and_seconds_alias(client):
     response = client.post("/v1/clips", json=body)
     assert response.status_code == 200, response.text
     made = response.json()
-    assert made["loop"] is True and made["duration"] == 2 and len(made["trajectory"]) == 2
+    # A loop lasts the whole bars nearest the asked 2 s: one bar at the mean mood's tempo (88 bpm, 2.73 s).
+    assert made["loop"] is True and made["bars"] == 1 and made["tempo"] == {"bpm": 88.0, "beats_per_bar": 4, "beat_seconds": 0.681818, "bar_seconds": 2.727273}
+    assert made["duration"] == pytest.approx(2.727273, abs=1e-4) and len(made["trajectory"]) == 2
     assert made["asked"]["valence"] == pytest.approx(0.05)
-    assert abs(load_audio(client.get(made["audio_url"]).content).size - 2 * SAMPLE_RATE) <= 1
+    assert load_audio(client.get(made["audio_url"]).content).size == made["audio"]["samples"] == made["audio"]["loop_length"] == round(2.727273 * SAMPLE_RATE)
+
+
+def test_a_loop_on_an_asked_grid_at_48_khz_carries_its_points_in_every_format(client):
+    from moodmusic.loopfiles import read_ogg_loop, read_wav_markers
+
+    body = {"mood": "tense", "duration": 8, "loop": True, "bpm": 90, "beats_per_bar": 3, "sample_rate": 48000, "verify": False, "narrate": False}
+    made = client.post("/v1/clips", json=body).json()
+    bar = 3 * 60 / 90  # 2 s
+    assert made["tempo"]["bpm"] == 90 and made["tempo"]["beats_per_bar"] == 3 and made["bars"] == 4
+    points = made["audio"]
+    assert points == {"sample_rate": 48000, "samples": 384000, "bar_starts": [0, 96000, 192000, 288000],
+                      "loop_start": 0, "loop_end": 384000, "loop_length": 384000}  # fmt: skip
+    wav = client.get(made["audio_url"]).content
+    markers = read_wav_markers(wav)
+    assert (markers["sample_rate"], markers["frames"], markers["loop_start"], markers["loop_end"]) == (48000, 384000, 0, 384000)
+    assert markers["markers"] == [(round(i * bar * 48000), f"bar {i + 1}") for i in range(4)]
+    ogg = client.get(made["audio_url"], params={"format": "ogg"})  # converted, with its loop points
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".ogg") as f:
+        f.write(ogg.content)
+        f.flush()
+        assert read_ogg_loop(f.name) == (0, 384000)
+        assert soundfile.info(f.name).samplerate == 48000
+    assert client.post("/v1/clips", json={**body, "sample_rate": 32000}).status_code == 422
+    assert client.post("/v1/clips", json={**body, "bpm": 300}).status_code == 422
+    assert client.post("/v1/clips", json={**body, "bpm": None}).status_code == 422
 
 
 def test_stinger(client):
