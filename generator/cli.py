@@ -32,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arousal", type=float, help="arousal in [-1, 1] (with --valence)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration, 1 to 120 s (default 10)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--loop", action="store_true", help="make the end join the start seamlessly")
+    parser.add_argument("--loop", action="store_true", help="make the end join the start seamlessly (a whole number of bars)")
+    parser.add_argument("--bpm", type=float, help="tempo, 40 to 240 beats per minute (default: the mood's)")
+    parser.add_argument("--beats-per-bar", type=int, help="beats in a bar (default 4)")
+    parser.add_argument("--sample-rate", type=int, default=22050, help="22050 (default, the models' own), 44100 or 48000 (soxr)")
     parser.add_argument("--out", default="clip.wav", help="audio file to write, in the format its suffix names: .wav (16-bit; default "
                         "clip.wav), .flac, .ogg (Vorbis; for loops in game engines) or .mp3")
     parser.add_argument("--json", help="also write the asked and heard mood, narration, timings and versions here")
@@ -62,11 +65,15 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from moodmusic.audio import format_of_path, write_audio
+    from moodmusic.audio import format_of_path, write_bytes
+    from moodmusic.loopfiles import check_sample_rate, encode_clip
     from moodmusic.pipeline import load_pipeline
+    from moodmusic.tempo import Grid
 
-    try:
-        audio_format = format_of_path(args.out)  # before the work, not after it
+    try:  # before the work, not after it
+        audio_format = format_of_path(args.out)
+        check_sample_rate(args.sample_rate)
+        Grid.for_mood(0.0, 0.0, args.bpm, args.beats_per_bar)
     except ValueError as error:
         raise SystemExit(str(error)) from error
 
@@ -77,10 +84,13 @@ def run(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        clip = chain.compose(mood, args.seconds, args.seed, verify=not args.no_verify, narrate=not args.no_verify, loop=args.loop, progress=progress)
-    write_audio(Path(args.out), clip.audio, audio_format)
+        clip = chain.compose(mood, args.seconds, args.seed, verify=not args.no_verify, narrate=not args.no_verify, loop=args.loop, progress=progress,
+                             bpm=args.bpm, beats_per_bar=args.beats_per_bar)  # fmt: skip
+    data, points = encode_clip(clip.audio, audio_format, args.sample_rate, clip.grid, clip.loop)
+    write_bytes(Path(args.out), data)
     report = {
-        "file": args.out, "seconds": clip.seconds, "seed": clip.seed, "loop": clip.loop,
+        "file": args.out, "seconds": clip.seconds, "seed": clip.seed, "loop": clip.loop, "tempo": clip.grid.as_dict(), "bars": round(clip.bars, 4),
+        "audio": points,
         "asked": {"valence": clip.asked.valence, "arousal": clip.asked.arousal, "quadrant": clip.asked.quadrant},
         "heard": None if clip.analysis is None else {k: v for k, v in clip.analysis.as_dict().items() if k not in ("embedding", "timeline")},
         "level": None if clip.level is None else clip.level.as_dict(),
@@ -89,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     }  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out} ({clip.seconds:g} s)")
+    print(f"wrote {args.out} ({clip.seconds:g} s, {clip.bars:.2f} bars of {clip.grid.beats_per_bar}/4 at {clip.grid.bpm:g} bpm, {args.sample_rate:,} Hz)")
     if clip.level is not None:
         level = clip.level
         print(f"level  {level.loudness_lufs:.1f} LUFS (target {level.target_lufs:.1f}), true peak {level.true_peak_dbtp:.1f} dBTP, dead air {level.dead_air_seconds:g} s")

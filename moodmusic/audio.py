@@ -186,14 +186,18 @@ def to_wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     return encode_audio(samples, "wav", sample_rate)
 
 
-def write_audio(path: str | os.PathLike, samples: np.ndarray, format: str | None = None, sample_rate: int = SAMPLE_RATE) -> None:
-    """Write a clip atomically (a temporary file, then a rename), in `format` or the one its suffix names."""
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file atomically: a temporary file, then a rename (a reader never sees half a file)."""
     path = Path(path)
-    data = encode_audio(samples, format or format_of_path(path), sample_rate)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def write_audio(path: str | os.PathLike, samples: np.ndarray, format: str | None = None, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write a clip atomically, in `format` or the one its suffix names."""
+    write_bytes(path, encode_audio(samples, format or format_of_path(path), sample_rate))
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:

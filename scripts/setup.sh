@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # FluidSynth renders the training corpus; the three General MIDI soundfonts are FluidR3 (MIT, the
 # default) and two others for cross-timbre tests. Chromium and its driver run the web page's
 # end-to-end test headless (scripts/webpage_check.py, with selenium from the dev extras).
-APT_PACKAGES=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont chromium chromium-driver)
+APT_PACKAGES=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont chromium chromium-driver godot3-server)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

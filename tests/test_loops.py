@@ -76,6 +76,38 @@ def test_bank_writes_loops_in_the_format_asked_for(tiny_checkpoints, tmp_path):
     assert not list((tmp_path / "other").glob("*"))  # refused before any loop was made
 
 
+@pytest.mark.parametrize("audio_format", ["wav", "ogg", "flac"])
+def test_bank_files_carry_the_manifests_loop_points_and_bars_at_48_khz(tiny_checkpoints, tmp_path, audio_format):
+    import soundfile
+
+    from games.bank import build_bank
+    from moodmusic.loopfiles import read_ogg_loop, read_wav_markers
+    from moodmusic.pipeline import load_pipeline
+
+    manifest = build_bank(load_pipeline(tiny_checkpoints), tmp_path, rows=1, cols=2, seconds=3.0, variants=1, progress=False,
+                          audio_format=audio_format, sample_rate=48000, beats_per_bar=3)  # fmt: skip
+    assert manifest["sample_rate"] == 48000
+    for entry in manifest["loops"]:
+        path = tmp_path / entry["file"]
+        bar = entry["bar_seconds"] * 48000
+        assert entry["beats_per_bar"] == 3 and entry["sample_rate"] == 48000 and entry["loop_length"] == entry["loop_end"] == entry["samples"]
+        assert abs(entry["loop_length"] - entry["bars"] * bar) <= 1  # a whole number of bars, within a sample
+        assert entry["bar_starts"] == [round(i * bar) for i in range(entry["bars"])]
+        info = soundfile.info(str(path))
+        assert info.samplerate == 48000 and info.frames == entry["samples"]
+        if audio_format == "wav":
+            markers = read_wav_markers(path)
+            assert (markers["loop_start"], markers["loop_end"]) == (entry["loop_start"], entry["loop_end"])
+            assert [m[0] for m in markers["markers"]] == entry["bar_starts"]
+        else:
+            from mutagen import File
+
+            tags = File(str(path))
+            assert (int(tags["LOOPSTART"][0]), int(tags["LOOPLENGTH"][0])) == (entry["loop_start"], entry["loop_length"])
+            if audio_format == "ogg":
+                assert read_ogg_loop(path) == (entry["loop_start"], entry["loop_length"])
+
+
 @pytest.mark.parametrize("seconds, bpm, beats_per_bar", [(30.0, None, None), (120.0, None, None), (1.0, 40.0, 12), (120.0, 40.0, 12), (10.0, 133.0, 3)])
 def test_loops_of_any_allowed_length_are_whole_bars(tiny_checkpoints, seconds, bpm, beats_per_bar):
     # Regression: the material for a loop was rounded to frames and fell a few samples short of what

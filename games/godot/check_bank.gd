@@ -18,7 +18,7 @@ const LOOP_MODES = ["disabled", "forward", "ping_pong", "backward"]
 const MAX_SECONDS = 90.0
 
 var report := {}
-var entries := []  # the bank.json entries of the WAV files Godot loaded
+var entries := []  # the bank.json entries of the WAV files Godot loaded that give bpm and beats_per_bar
 var lanes := []
 var started_msec := 0
 var finished := false
@@ -48,10 +48,12 @@ func _init() -> void:
 			continue
 		var info = _describe(file)
 		report["files"][file] = info
-		if info["loaded"]:
-			entries.append(entry)
-		else:
+		if not info["loaded"]:
 			report["errors"].append("could not load " + BANK + file + " (was the bank imported?)")
+		elif _number(entry, "bpm") > 0.0 and _number(entry, "beats_per_bar") >= 1.0:
+			entries.append(entry)
+	if entries.empty() and not report["files"].empty():
+		report["notes"] = ["no WAV entry gives bpm and beats_per_bar: no clip switches were played"]
 	if options["play"] and entries.size() > 0 and options["positions"].size() > 0:
 		for k in range(min(options["lanes"], entries.size())):
 			lanes.append(_new_lane(k, options["positions"]))
@@ -71,6 +73,11 @@ func _options() -> Dictionary:
 		elif arg == "--no-play":
 			options["play"] = false
 	return options
+
+
+func _number(entry: Dictionary, key: String) -> float:
+	var value = entry.get(key)
+	return float(value) if typeof(value) in [TYPE_REAL, TYPE_INT] else 0.0
 
 
 func _read_bank():
