@@ -225,12 +225,19 @@ class Session:
         return self.draw_noise()
 
     @torch.inference_mode()
-    def next_slice(self) -> torch.Tensor:
-        """The next (80, slice_frames) log-mel frames, at the mood this slice was asked for (self.valence, self.arousal)."""
+    def next_slice(self, frames: int | None = None) -> torch.Tensor:
+        """The next (80, slice_frames) log-mel frames, at the mood this slice was asked for (self.valence, self.arousal).
+
+        `frames` (1 to slice_frames) keeps only the first frames of the slice, and the session continues from
+        them: a stream ends a slice there to change the mood on a bar line."""
         self._advance_mood()
         latent, frame_noise = self.draw_noise()
         mood = torch.tensor([emphasised(self.valence, self.arousal, self.valence_scale)], device=self.device)
         out, _ = self.liveness.write(self.model, self.context, mood, (latent, frame_noise), [self.redraw_noise])
+        if frames is not None:
+            if not 1 <= frames <= out.shape[-1]:
+                raise ValueError(f"frames must be between 1 and {out.shape[-1]}, got {frames}")
+            out = out[..., :frames]
         self.context = torch.cat([self.context, out], dim=2)[..., -self.model.context_frames :]
         self.frames_written += out.shape[-1]
         return out[0].cpu()

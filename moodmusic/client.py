@@ -36,6 +36,7 @@ class LiveStreamConnection:
     def __init__(self, url: str, start: dict, headers: dict):
         self.url, self.start, self.headers = url, start, headers
         self.info: dict = {}
+        self.scheduled: list[dict] = []  # the server's {"type": "scheduled", "what", "at_s"} answers, as they arrive
         self._socket = None
 
     async def __aenter__(self) -> LiveStreamConnection:
@@ -60,16 +61,24 @@ class LiveStreamConnection:
             message = json.loads(await self._socket.recv())
             if message.get("type") == "error":
                 raise MoodMusicError(400, message["message"])
+            if message.get("type") == "scheduled":
+                self.scheduled.append(message)
             if message.get("type") != "chunk":
                 continue
             pcm = await self._socket.recv()
             received += 1
             yield message, pcm
 
-    async def set_mood(self, mood: str | None = None, valence: float | None = None, arousal: float | None = None, transition_s: float = 0.0) -> None:
-        body = {"type": "mood", "transition_s": transition_s}
+    async def set_mood(self, mood: str | None = None, valence: float | None = None, arousal: float | None = None, transition_s: float = 0.0,
+                       at: str = "now") -> None:  # fmt: skip
+        """Change the mood now, or on the next beat or bar line (`at`: "now", "beat", "bar")."""
+        body = {"type": "mood", "transition_s": transition_s, "at": at}
         body.update({"mood": mood} if mood is not None else {"valence": valence, "arousal": arousal})
         await self._socket.send(json.dumps(body))
+
+    async def stinger(self, event: str, duration: float = 2.0, seed: int = 0, at: str = "bar") -> None:
+        """Mix a stinger ("rise", "fall", "hit") for the current mood into the stream from the next bar line (`at`)."""
+        await self._socket.send(json.dumps({"type": "stinger", "event": event, "duration": duration, "seed": seed, "at": at}))
 
     async def pause(self) -> None:
         await self._socket.send(json.dumps({"type": "pause"}))
@@ -131,8 +140,11 @@ class MoodMusicClient:
         return await self._json(await self._http.post("/v1/analyze", files={"file": (name, data)}))
 
     def stream(self, mood: str | None = "calm", valence: float | None = None, arousal: float | None = None, seed: int = 0,
-               chunk_seconds: float = 0.5, buffer_seconds: float = 1.5) -> LiveStreamConnection:  # fmt: skip
-        start = {"seed": seed, "chunk_seconds": chunk_seconds, "buffer_seconds": buffer_seconds}
+               chunk_seconds: float = 0.5, buffer_seconds: float = 1.5, bpm: float | None = None, beats_per_bar: int = 4,
+               sample_rate: int = 22050) -> LiveStreamConnection:  # fmt: skip
+        start = {"seed": seed, "chunk_seconds": chunk_seconds, "buffer_seconds": buffer_seconds, "beats_per_bar": beats_per_bar, "sample_rate": sample_rate}
+        if bpm is not None:
+            start["bpm"] = bpm
         start.update({"valence": valence, "arousal": arousal} if valence is not None else {"mood": mood})
         url = "ws" + self.base_url[len("http") :] + "/v1/stream"
         return LiveStreamConnection(url, start, self.headers)

@@ -2,13 +2,21 @@
 
 Protocol (JSON text messages; audio as binary messages):
   client -> {"type": "start", "mood": "calm"} or {"type": "start", "valence": 0.6, "arousal": -0.6},
-            optional "seed", "chunk_seconds" (0.1-2, default 0.5), "buffer_seconds" (0.5-10, default 1.5)
-  server -> {"type": "started", "sample_rate": 22050, "format": "pcm_s16le", "channels": 1, "chunk_samples": N}
-  server -> {"type": "chunk", "sequence": n, "samples": N, "start_s": t, "valence": v, "arousal": a}
+            optional "seed", "chunk_seconds" (0.1-2, default 0.5), "buffer_seconds" (0.5-10, default 1.5),
+            "bpm" (40-240, default the mood's tempo), "beats_per_bar" (default 4), "sample_rate" (22050, 44100, 48000)
+  server -> {"type": "started", "sample_rate": 22050, "format": "pcm_s16le", "channels": 1, "chunk_samples": N,
+             "tempo": {"bpm", "beats_per_bar", "beat_seconds", "bar_seconds"}}
+  server -> {"type": "chunk", "sequence": n, "samples": N, "start_s": t, "valence": v, "arousal": a,
+             "beats": [...], "bars": [...] (seconds from start_s), "changes": [{"at_s", "valence", "arousal"}] (when any)}
             followed at once by one binary message: N little-endian int16 samples
-  client -> {"type": "mood", "valence": v, "arousal": a, "transition_s": 2.0} (or "mood": "tense")
+  client -> {"type": "mood", "valence": v, "arousal": a, "transition_s": 2.0, "at": "now" | "beat" | "bar"} (or "mood": "tense")
+            {"type": "stinger", "event": "rise" | "fall" | "hit", "duration": 2, "seed": 0, "at": "bar" | "beat" | "now"}
             {"type": "pause"} / {"type": "resume"} / {"type": "close"}
+  server -> {"type": "scheduled", "what": "mood" | "stinger", "at_s": t} for a mood change or stinger: the stream time it lands
   server -> {"type": "error", "message": "..."} for a bad message (the stream goes on)
+
+A quantised change ("at": "beat" or "bar") lands on the first beat or bar line the stream has not generated yet:
+at most `buffer_seconds` plus one bar after the message.
 
 A stream paused for longer than `stream_pause_timeout_s` (default 300 s) is closed with an error message
 and close reason, so it gives its slot back.
@@ -29,8 +37,13 @@ import time
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from moodmusic.loopfiles import OUTPUT_SAMPLE_RATES
 from moodmusic.mel import SAMPLE_RATE
 from moodmusic.mood import Mood, MoodError, resolve
+from moodmusic.pipeline import STINGER_EVENTS
+from moodmusic.tempo import BEATS_PER_BAR_CHOICES, MAX_BPM, MIN_BPM
+
+QUANTISE = ("now", "beat", "bar")
 
 router = APIRouter()
 MAX_MESSAGE_CHARS = 4096  # a control message is a few dozen characters
@@ -54,11 +67,20 @@ def _seed(message: dict) -> int:
     return seed
 
 
-def _number(message: dict, key: str, default: float, low: float, high: float) -> float:
+def _number(message: dict, key: str, default: float | None, low: float, high: float) -> float | None:
     value = message.get(key, default)
-    if not isinstance(value, (int, float)) or not low <= value <= high:
+    if value is None and default is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
         raise ValueError(f"{key} must be a number between {low:g} and {high:g}, got {value!r}")
     return float(value)
+
+
+def _choice(message: dict, key: str, choices: tuple, default):
+    value = message.get(key, default)
+    if isinstance(value, bool) or value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    return value
 
 
 async def _receive_object(websocket: WebSocket) -> dict:
@@ -129,21 +151,26 @@ async def stream(websocket: WebSocket) -> None:
             seed = _seed(start)
             chunk_seconds = _number(start, "chunk_seconds", 0.5, 0.1, 2.0)
             buffer_seconds = _number(start, "buffer_seconds", 1.5, 0.5, 10.0)
-            live = LiveStream(services.pipeline, (mood.valence, mood.arousal), seed=seed, chunk_seconds=chunk_seconds)
+            bpm = _number(start, "bpm", None, MIN_BPM, MAX_BPM)
+            beats_per_bar = _choice(start, "beats_per_bar", BEATS_PER_BAR_CHOICES, 4)
+            sample_rate = _choice(start, "sample_rate", OUTPUT_SAMPLE_RATES, SAMPLE_RATE)
+            live = LiveStream(services.pipeline, (mood.valence, mood.arousal), seed=seed, chunk_seconds=chunk_seconds, bpm=bpm,
+                              beats_per_bar=beats_per_bar, sample_rate=sample_rate)  # fmt: skip
         except (ValueError, MoodError, TypeError, asyncio.TimeoutError) as error:
             await websocket.send_text(json.dumps({"type": "error", "message": str(error) or "no start message within 30 s"}))
             await websocket.close(code=1008)
             return
-        await websocket.send_text(json.dumps({"type": "started", "sample_rate": SAMPLE_RATE, "format": "pcm_s16le", "channels": 1,
-                                              "chunk_samples": live.chunk_samples}))  # fmt: skip
-        await _run(websocket, live, chunk_seconds, buffer_seconds, services.settings.stream_pause_timeout_s)
+        await websocket.send_text(json.dumps({"type": "started", "sample_rate": live.sample_rate, "format": "pcm_s16le", "channels": 1,
+                                              "chunk_samples": round(live.chunk_samples * live.sample_rate / SAMPLE_RATE),
+                                              "tempo": live.grid.as_dict()}))  # fmt: skip
+        await _run(websocket, live, chunk_seconds, buffer_seconds, services.settings.stream_pause_timeout_s, services.pipeline)
     except WebSocketDisconnect:
         pass
     finally:
         limiter.release()
 
 
-async def _run(websocket: WebSocket, live, chunk_seconds: float, buffer_seconds: float, pause_timeout_s: float = 300.0) -> None:
+async def _run(websocket: WebSocket, live, chunk_seconds: float, buffer_seconds: float, pause_timeout_s: float = 300.0, chain=None) -> None:
     paused = False
     paused_at = 0.0
     played_before_pause = 0.0  # seconds of playback time accumulated before the current run
@@ -163,7 +190,18 @@ async def _run(websocket: WebSocket, live, chunk_seconds: float, buffer_seconds:
             try:
                 if kind == "mood":
                     mood = _mood_of(message)
-                    live.set_mood(mood.valence, mood.arousal, _number(message, "transition_s", 0.0, 0.0, 60.0))
+                    at = _choice(message, "at", QUANTISE, "now")
+                    when = live.set_mood(mood.valence, mood.arousal, _number(message, "transition_s", 0.0, 0.0, 60.0), at=at)
+                    if at != "now":
+                        await websocket.send_text(json.dumps({"type": "scheduled", "what": "mood", "at_s": round(when, 4)}))
+                elif kind == "stinger":
+                    event = _choice(message, "event", STINGER_EVENTS, None)
+                    at, seconds, seed = _choice(message, "at", QUANTISE, "bar"), _number(message, "duration", 2.0, 1.0, 3.0), _seed(message)
+                    valence, arousal = live.mood
+                    made = await anyio.to_thread.run_sync(lambda: chain.stinger(event, (valence, arousal), seconds, seed, bpm=live.grid.bpm,
+                                                                                beats_per_bar=live.grid.beats_per_bar))  # fmt: skip
+                    when = live.add_stinger(made.audio, at=at)
+                    await websocket.send_text(json.dumps({"type": "scheduled", "what": "stinger", "at_s": round(when, 4)}))
                 elif kind == "pause" and not paused:
                     paused, paused_at = True, time.monotonic()
                     if started_at is not None:
@@ -173,7 +211,7 @@ async def _run(websocket: WebSocket, live, chunk_seconds: float, buffer_seconds:
                 elif kind == "close":
                     closed = True
                 elif kind not in ("pause", "resume"):
-                    raise ValueError('type must be one of "mood", "pause", "resume", "close"')
+                    raise ValueError('type must be one of "mood", "stinger", "pause", "resume", "close"')
             except (ValueError, MoodError) as error:
                 await websocket.send_text(json.dumps({"type": "error", "message": str(error)}))
 

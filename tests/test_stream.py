@@ -130,3 +130,56 @@ def test_evaluate_over_http(server):
     assert set(report) >= {"mood", "acoustic", "diversity", "realism", "narration", "acceptance", "timings"}
     bad = httpx.post(server.url + "/v1/evaluate", json={"grid": 50}, timeout=30)
     assert bad.status_code == 422 and "grid" in bad.text
+
+
+def test_a_quantised_mood_change_lands_on_the_next_bar_line(pipeline):
+    from moodmusic.mel import FRAMES_PER_SECOND
+
+    live = LiveStream(pipeline, "calm", seed=2, chunk_seconds=0.5, bpm=100, beats_per_bar=3)  # bars of 1.8 s
+    half_frame = 0.5 / FRAMES_PER_SECOND  # 5.8 ms: a change lands on the mel frame nearest its line
+    asked, seen = [], []
+    for n in range(16):
+        chunk = live.next_chunk()
+        if n in (1, 5, 7, 9):
+            unit = "beat" if n == 7 else "bar"
+            step = live.grid.beat_seconds if unit == "beat" else live.grid.bar_seconds
+            frontier = live.generated_s
+            when = live.set_mood(0.7 if n != 5 else -0.7, 0.6, at=unit)
+            line = step * round(when / step)
+            assert abs(when - line) <= half_frame and frontier - half_frame <= line < frontier + step  # the first line not yet generated
+            asked.append(when)
+        seen += [t for t, _, _ in chunk.changes]
+        assert all(chunk.start_s <= t < chunk.start_s + 0.5 for t, _, _ in chunk.changes)  # the chunk that holds a change says so
+    assert [(a, t) for a, t, _, _ in live.applied] == [(round(w * FRAMES_PER_SECOND),) * 2 for w in asked]  # each at its own frame
+    assert seen == pytest.approx(asked)
+    header = live.next_chunk().header()
+    assert all(0 <= b < 0.5 for b in header["beats"]) and set(header["bars"]) <= set(header["beats"])
+
+
+def test_a_stream_at_48_khz_with_a_stinger_on_the_bar(server):
+    from moodmusic.client import MoodMusicClient
+
+    async def scenario():
+        async with MoodMusicClient(server.url) as client:
+            async with client.stream(mood="tense", seed=4, chunk_seconds=0.5, buffer_seconds=1.0, bpm=120, sample_rate=48000) as live:
+                assert live.info["sample_rate"] == 48000 and live.info["tempo"]["bpm"] == 120 and live.info["tempo"]["bar_seconds"] == 2.0
+                headers = []
+                async for header, pcm in live.chunks(limit=14):
+                    assert len(pcm) == 2 * header["samples"] and header["sample_rate"] == 48000
+                    headers.append(header)
+                    if header["sequence"] == 1:
+                        await live.stinger("hit", duration=1.0, at="bar")
+                        await live.set_mood(valence=0.8, arousal=0.8, at="bar")
+                return headers, list(live.scheduled)
+
+    headers, scheduled = asyncio.run(scenario())
+    # Resampled without gaps (soxr holds back its lookahead, under 10 ms), each chunk's time that of its first sample.
+    assert 0 <= 14 * 0.5 * 48000 - sum(h["samples"] for h in headers) < 480
+    assert [h["start_s"] for h in headers] == pytest.approx([sum(h["samples"] for h in headers[:i]) / 48000 for i in range(14)], abs=1e-4)
+    assert [s["what"] for s in scheduled] == ["stinger", "mood"]
+    stinger, mood = scheduled
+    assert stinger["at_s"] % 2.0 == pytest.approx(0.0, abs=1e-4) and stinger["at_s"] > 0.5  # mixed in from the bar line's sample
+    assert abs(mood["at_s"] - 2.0 * round(mood["at_s"] / 2.0)) <= 0.006 and mood["at_s"] > 0.5  # on the mel frame nearest the line
+    changed = [c for h in headers for c in h.get("changes", [])]
+    assert len(changed) == 1 and abs(changed[0]["at_s"] - scheduled[1]["at_s"]) <= 0.006
+    assert all(b in h["beats"] for h in headers for b in h["bars"])
