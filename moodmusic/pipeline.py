@@ -180,8 +180,9 @@ class Pipeline:
             timings["generator"] = time.perf_counter() - started
             started = time.perf_counter()
             audio = self.render(mel)
-            # The loop starts on the first or the second bar line, whichever gives the more level seam.
-            audio, offset = best_loop(audio, length, crossfade, search=bar, step=bar)
+            # The loop starts on whichever beat line of the first bar gives the most level seam (the file's grid
+            # then counts bar 1 from there: generated music has no downbeat of its own to keep).
+            audio, offset = best_loop(audio, length, crossfade, search=bar, step=round(grid.beat_seconds * SAMPLE_RATE))
             mel = mel[..., offset // HOP_LENGTH : offset // HOP_LENGTH + math.ceil(length / HOP_LENGTH)]
         else:
             mel = self._on_grid(trajectory, seconds, seed, grid, round(seconds * FRAMES_PER_SECOND), progress)

@@ -127,7 +127,8 @@ class Grid:
 def _onset_envelope(mel: np.ndarray) -> np.ndarray:
     import librosa
 
-    return librosa.onset.onset_strength(S=mel, sr=SAMPLE_RATE, hop_length=HOP_LENGTH)
+    # center=False: our mel's frames are centred already; librosa's default would shift the envelope 4 frames late.
+    return librosa.onset.onset_strength(S=mel, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, center=False)
 
 
 def pulse_tempo(mel: np.ndarray) -> float:
