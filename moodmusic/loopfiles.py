@@ -173,7 +173,8 @@ def encode_clip(samples: np.ndarray, format: str = "wav", sample_rate: int = SAM
 def audio_points(samples: int, sample_rate: int, grid=None, loop: bool = False) -> dict:
     """sample_rate, samples, bar_starts and (a loop) loop_start, loop_end (exclusive), loop_length, in samples at
     `sample_rate`: what the file's markers say, as bank.json and the API report them."""
-    bars = [round(t * sample_rate) for t in grid.bars(samples / sample_rate)] if grid is not None else []
+    starts = (round(t * sample_rate) for t in grid.bars(samples / sample_rate)) if grid is not None else ()
+    bars = [b for b in starts if b < samples]  # a bar line that rounds onto the end is the next loop's first
     points = {"sample_rate": int(sample_rate), "samples": int(samples), "bar_starts": bars}
     if loop:
         points.update(loop_start=0, loop_end=int(samples), loop_length=int(samples))

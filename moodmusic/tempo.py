@@ -5,8 +5,10 @@ bar, Godot's AudioStreamInteractive takes `bpm` and `bar_beats`, loops are a who
 every piece of music made here has a `Grid` (a tempo, beats per bar, and where beat 0 falls), and the
 music is made to follow it:
 
-- The tempo is asked for (`bpm`, `beats_per_bar`) or chosen from the mood (`mood_tempo`: the corpus's
-  own tempo cue, 85 * 2^(0.9 a + 0.1 v) beats per minute, so a calm clip is slow and an excited one fast).
+- The tempo is asked for (`bpm`, `beats_per_bar`) or chosen from the mood and the music: `own_grid` takes
+  the generated music's own pulse at the level (half, as is, double) nearest the mood's tempo (`mood_tempo`:
+  the corpus's tempo cue, 85 * 2^(0.9 a + 0.1 v) beats per minute, so a calm clip is slow and an excited one
+  fast). A live stream cannot hear its music before it plays it: it takes the mood's tempo as it is.
 - `fit_to_grid` time-warps the generator's log-mel so its beats land on the grid. It finds the music's
   own pulse (librosa's onset envelope and tempo estimate on the mel), picks the metrical level of that
   pulse nearest the asked tempo (1/3 to 3 times it: a 115 bpm pulse serves a 60 bpm grid at every other
@@ -138,12 +140,23 @@ def pulse_tempo(mel: np.ndarray) -> float:
     return float(np.atleast_1d(librosa.feature.tempo(onset_envelope=_onset_envelope(mel), sr=SAMPLE_RATE, hop_length=HOP_LENGTH))[0])
 
 
-def fit_to_grid(mel: np.ndarray, grid: Grid, frames: int) -> np.ndarray:
-    """`frames` frames of `mel` (80, T), time-warped so the music's beats fall on `grid` (beat 0 at frame 0).
+def own_grid(mel: np.ndarray, valence: float, arousal: float, beats_per_bar: int | None = None) -> Grid:
+    """The grid of the music's own pulse, for a clip that asks for no tempo: librosa's tempo estimate of the
+    (80, T) log-mel, at the level (half, as is, double) nearest the mood's tempo, in whole beats per minute. The
+    warp onto it then only evens out the pulse (no stretch), and the mood still picks the level: a calm clip
+    counts its pulse in half notes where an excited one counts it in eighths."""
+    import librosa
 
-    `mel` should hold about 1.25x `frames` or more, so the warp never runs out of music; frames past its end
-    repeat the last one.
-    """
+    wanted = mood_tempo(valence, arousal)
+    own = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=_onset_envelope(mel), sr=SAMPLE_RATE, hop_length=HOP_LENGTH, start_bpm=wanted))[0])
+    levels = [own * k for k in (0.5, 1.0, 2.0) if MIN_BPM <= round(own * k) <= MAX_BPM]
+    bpm = round(min(levels, key=lambda b: abs(math.log(b / wanted)))) if levels else wanted
+    return Grid(float(bpm), beats_per_bar or DEFAULT_BEATS_PER_BAR)
+
+
+def warp_positions(mel: np.ndarray, grid: Grid, frames: int) -> np.ndarray:
+    """For each of `frames` output frames, the (fractional) frame of `mel` (80, T) it takes, so that the
+    music's beats fall on `grid` (beat 0 at frame 0). Positions past T - 1 mean `mel` is too short."""
     import librosa
 
     mel = np.asarray(mel, dtype=np.float32)
@@ -155,18 +168,30 @@ def fit_to_grid(mel: np.ndarray, grid: Grid, frames: int) -> np.ndarray:
     beats = np.asarray(beats, dtype=np.float64)
     out_period = 60.0 / target * FRAMES_PER_SECOND  # frames per aligned line in the output
     source_period = 60.0 / level * FRAMES_PER_SECOND
+    out = np.arange(frames, dtype=np.float64)
     if beats.size < 2:  # no pulse found: a uniform stretch from the music's tempo level to the grid's
-        source = np.arange(frames) * (source_period / out_period)
-    else:
-        # Output beat k (frame k * out_period) takes source beat k; before the first and after the last,
-        # the nearest interval's rate carries on.
-        grid_frames = np.arange(beats.size) * out_period
-        source = np.interp(np.arange(frames), grid_frames, beats)
-        before, after = np.arange(frames) < grid_frames[0], np.arange(frames) > grid_frames[-1]
-        source[after] = beats[-1] + (np.arange(frames)[after] - grid_frames[-1]) * (source_period / out_period)
-        source[before] = beats[0]
-    source = np.clip(source, 0, mel.shape[-1] - 1)
+        return out * (source_period / out_period)
+    # Output line k (frame k * out_period) takes source beat k; past the last, the music's own rate carries on.
+    grid_frames = np.arange(beats.size) * out_period
+    source = np.interp(out, grid_frames, beats)
+    after = out > grid_frames[-1]
+    source[after] = beats[-1] + (out[after] - grid_frames[-1]) * (source_period / out_period)
+    return source
+
+
+def warp(mel: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The frames of `mel` (80, T) at fractional `positions`, interpolated linearly (held at the ends)."""
+    mel = np.asarray(mel, dtype=np.float32)
+    source = np.clip(positions, 0, mel.shape[-1] - 1)
     low = np.floor(source).astype(int)
     high = np.minimum(low + 1, mel.shape[-1] - 1)
     weight = (source - low).astype(np.float32)
     return mel[:, low] * (1 - weight) + mel[:, high] * weight
+
+
+def fit_to_grid(mel: np.ndarray, grid: Grid, frames: int) -> np.ndarray:
+    """`frames` frames of `mel` (80, T), time-warped so the music's beats fall on `grid` (beat 0 at frame 0).
+
+    `mel` should run long enough for the warp (`warp_positions` says how far it reads); past its end the last
+    frame is held."""
+    return warp(mel, warp_positions(mel, grid, frames))

@@ -169,11 +169,14 @@ def test_trajectory_loop_and_seconds_alias(client):
     response = client.post("/v1/clips", json=body)
     assert response.status_code == 200, response.text
     made = response.json()
-    # A loop lasts the whole bars nearest the asked 2 s: one bar at the mean mood's tempo (88 bpm, 2.73 s).
-    assert made["loop"] is True and made["bars"] == 1 and made["tempo"] == {"bpm": 88.0, "beats_per_bar": 4, "beat_seconds": 0.681818, "bar_seconds": 2.727273}
-    assert made["duration"] == pytest.approx(2.727273, abs=1e-4) and len(made["trajectory"]) == 2
+    # A loop lasts the whole bars nearest the asked 2 s: one bar, at the music's own tempo (no bpm asked: within a
+    # factor sqrt(2) of the mean mood's, 88 bpm), in 4/4.
+    tempo = made["tempo"]
+    assert made["loop"] is True and made["bars"] == 1 and tempo["beats_per_bar"] == 4 and 88 / 2**0.5 <= tempo["bpm"] <= 88 * 2**0.5
+    assert tempo["bpm"] == round(tempo["bpm"]) and tempo["bar_seconds"] == pytest.approx(4 * 60 / tempo["bpm"], abs=1e-6)
+    assert made["duration"] == pytest.approx(tempo["bar_seconds"], abs=1e-4) and len(made["trajectory"]) == 2
     assert made["asked"]["valence"] == pytest.approx(0.05)
-    assert load_audio(client.get(made["audio_url"]).content).size == made["audio"]["samples"] == made["audio"]["loop_length"] == round(2.727273 * SAMPLE_RATE)
+    assert load_audio(client.get(made["audio_url"]).content).size == made["audio"]["samples"] == made["audio"]["loop_length"] == round(tempo["bar_seconds"] * SAMPLE_RATE)
 
 
 def test_a_loop_on_an_asked_grid_at_48_khz_carries_its_points_in_every_format(client):
