@@ -28,18 +28,17 @@ from moodmusic import mastering
 from moodmusic.loops import best_loop
 from moodmusic.mel import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE
 from moodmusic.mood import Mood
-from moodmusic.tempo import MIN_BPM, Grid, mood_tempo, own_grid, warp, warp_positions
+from moodmusic.tempo import Grid, warp, warp_positions
 
 LOOP_WARMUP_SECONDS = 1.5  # a loop must not start with the generator's cold start from silence
 LOOP_CROSSFADE_SECONDS = 0.5
 LOOP_SEARCH_SECONDS = 1.0  # span over which a loop's start point is chosen for a level seam (moodmusic.loops)
 STINGER_EVENTS = ("rise", "fall", "hit")
 STINGER_FADE_SECONDS = 0.05
-# The generator writes this much more music than a clip needs, so the warp onto the tempo grid (moodmusic.tempo)
-# does not run out of it: on an asked tempo the warp stretches by up to about 1.22x, after the music's first beat;
-# on the music's own tempo it only evens out the pulse. (Should it still run out, the clip is written again, longer.)
-GRID_EXTRA_FRACTION, GRID_EXTRA_SECONDS = 0.25, 1.5
-OWN_GRID_EXTRA_FRACTION, OWN_GRID_EXTRA_SECONDS = 0.04, 1.0
+# The generator writes this much more music than a clip needs before the warp onto the tempo grid (moodmusic.tempo)
+# reads it: the music's first beat may come up to a beat late. A warp that stretches reads further: the music is
+# then continued from its own last frames.
+GRID_LEAD_SECONDS = 1.0
 
 
 @dataclass
@@ -150,39 +149,42 @@ class Pipeline:
         return clip
 
     def _on_grid(
-        self, mood, seconds: float, seed: int, asked: Mood, bpm: float | None, beats_per_bar: int | None, frames_for: Callable[[Grid], int],
-        progress=None, skip_frames: int = 0,
-    ) -> tuple[torch.Tensor, Grid]:  # fmt: skip
-        """(mel, grid): the generator's log-mel for `mood`, `frames_for(grid)` frames time-warped onto the grid
-        (moodmusic.tempo): the asked `bpm`, else the music's own pulse nearest the asked mood's tempo. The first
-        `skip_frames` frames written are dropped before the warp (a loop's warm-up)."""
-        own = bpm is None
-        # Before the music exists, the grid is bounded: its own tempo is at most a factor sqrt(2) from the mood's.
-        provisional = Grid.for_mood(asked.valence, asked.arousal, bpm if not own else max(MIN_BPM, mood_tempo(asked.valence, asked.arousal) / math.sqrt(2)), beats_per_bar)
-        fraction, lead = (OWN_GRID_EXTRA_FRACTION, OWN_GRID_EXTRA_SECONDS) if own else (GRID_EXTRA_FRACTION, GRID_EXTRA_SECONDS)
-        for _ in range(3):
-            needed = (skip_frames + frames_for(provisional) * (1 + fraction)) / FRAMES_PER_SECOND + lead
-            mel = self.generator.generate(mood, seconds, seed=seed, progress=progress, extra_seconds=max(0.0, needed - seconds))
-            mel = mel[..., skip_frames:].cpu().numpy()
-            grid = own_grid(mel, asked.valence, asked.arousal, beats_per_bar) if own else provisional
-            positions = warp_positions(mel, grid, frames_for(grid))
-            if positions[-1] <= mel.shape[-1] - 1:
+        self, mood, seconds: float, seed: int, grid: Grid, frames: int, progress=None, skip_frames: int = 0,
+    ) -> torch.Tensor:  # fmt: skip
+        """The generator's log-mel for `mood` (a Trajectory), `frames` frames time-warped onto `grid`
+        (moodmusic.tempo); the first `skip_frames` frames written are dropped before the warp (a loop's warm-up).
+
+        The warp may read further than `frames` (it stretches by up to about 1.22x): the clip is written with
+        GRID_LEAD_SECONDS to spare, and continued from its own last frames when the warp needs more."""
+        from generator.sampling import MIN_SECONDS, Trajectory
+
+        lead = skip_frames / FRAMES_PER_SECOND + frames / FRAMES_PER_SECOND + GRID_LEAD_SECONDS
+        mel = self.generator.generate(mood, seconds, seed=seed, progress=progress, extra_seconds=max(0.0, lead - seconds))
+        for attempt in range(1, 4):
+            body = mel[..., skip_frames:].cpu().numpy()
+            positions = warp_positions(body, grid, frames)
+            if positions[-1] <= body.shape[-1] - 1:
                 break
-            fraction, lead = fraction + (positions[-1] - mel.shape[-1]) / len(positions) + 0.1, lead + 1.0  # write more music
-        return torch.from_numpy(warp(mel, positions)), grid
+            # Continue the music from its own last frames (another seed for the new noise; the same request, the same clip).
+            written = mel.shape[-1] / FRAMES_PER_SECOND
+            later = Trajectory(tuple(max(0.0, t - written) for t in mood.times), mood.valence, mood.arousal)
+            more = max(MIN_SECONDS, (positions[-1] - body.shape[-1]) / FRAMES_PER_SECOND + GRID_LEAD_SECONDS)
+            mel = torch.cat([mel, self.generator.generate(later, more, seed=seed + attempt, context=mel[..., -self.generator.config.context_frames :])], dim=-1)
+        return torch.from_numpy(warp(body, positions))
 
     def compose(
         self, mood, seconds: float, seed: int = 0, *, verify: bool = True, narrate: bool = True, loop: bool = False,
         progress: Callable[[int, int], None] | None = None, bpm: float | None = None, beats_per_bar: int | None = None,
     ) -> Clip:  # fmt: skip
         """A clip for a mood (name, Mood, (v, a)) or a trajectory [(t, v, a), ...] of `seconds`, on a tempo grid
-        (`bpm`, `beats_per_bar`; default: the music's own pulse nearest the mood's tempo, in 4/4). A loop lasts
-        the whole number of bars nearest `seconds` and starts on a bar line."""
+        (`bpm`, `beats_per_bar`; default: the mood's tempo in 4/4). A loop lasts the whole number of bars nearest
+        `seconds` and starts on a bar line."""
         from generator.sampling import MAX_SECONDS, Trajectory, check_seconds
 
         seconds = check_seconds(seconds)
         trajectory = Trajectory.of(mood)
         asked = Mood(float(np.mean(trajectory.valence)), float(np.mean(trajectory.arousal)))
+        grid = Grid.for_mood(asked.valence, asked.arousal, bpm, beats_per_bar)
         timings: dict[str, float] = {}
         started = time.perf_counter()
         if loop:
@@ -190,14 +192,10 @@ class Pipeline:
             # worth past its end (faded over the start); the loop is a whole number of bars.
             warmup_frames = round(LOOP_WARMUP_SECONDS * FRAMES_PER_SECOND)
             crossfade = round(LOOP_CROSSFADE_SECONDS * SAMPLE_RATE)
-
-            def loop_frames(grid: Grid) -> int:
-                length = grid.bar_samples(grid.whole_bars(seconds, at_most=MAX_SECONDS))
-                return math.ceil((grid.bar_samples(1) + length + crossfade) / HOP_LENGTH) + 1
-
-            shifted = Trajectory(tuple(t + LOOP_WARMUP_SECONDS for t in trajectory.times), trajectory.valence, trajectory.arousal)
-            mel, grid = self._on_grid(shifted, seconds, seed, asked, bpm, beats_per_bar, loop_frames, progress, skip_frames=warmup_frames)
             length, bar = grid.bar_samples(grid.whole_bars(seconds, at_most=MAX_SECONDS)), grid.bar_samples(1)
+            frames = math.ceil((bar + length + crossfade) / HOP_LENGTH) + 1
+            shifted = Trajectory(tuple(t + LOOP_WARMUP_SECONDS for t in trajectory.times), trajectory.valence, trajectory.arousal)
+            mel = self._on_grid(shifted, seconds, seed, grid, frames, progress, skip_frames=warmup_frames)
             timings["generator"] = time.perf_counter() - started
             started = time.perf_counter()
             audio = self.render(mel)
@@ -206,7 +204,7 @@ class Pipeline:
             audio, offset = best_loop(audio, length, crossfade, search=bar, step=round(grid.beat_seconds * SAMPLE_RATE))
             mel = mel[..., offset // HOP_LENGTH : offset // HOP_LENGTH + math.ceil(length / HOP_LENGTH)]
         else:
-            mel, grid = self._on_grid(trajectory, seconds, seed, asked, bpm, beats_per_bar, lambda _: round(seconds * FRAMES_PER_SECOND), progress)
+            mel = self._on_grid(trajectory, seconds, seed, grid, round(seconds * FRAMES_PER_SECOND), progress)
             timings["generator"] = time.perf_counter() - started
             started = time.perf_counter()
             audio = self.render(mel)
@@ -224,15 +222,17 @@ class Pipeline:
         bpm: float | None = None, beats_per_bar: int | None = None,
     ) -> Clip:  # fmt: skip
         """A 1-3 s clip for a game event that fits `mood`: its mood path and loudness follow the event; its
-        beats fall on the grid (`bpm`, `beats_per_bar`; pass the music's bpm), starting on beat 1."""
+        beats fall on the grid (`bpm`, `beats_per_bar`, default the mood's tempo; pass the music's), starting on beat 1."""
+        from generator.sampling import Trajectory
         from moodmusic.mood import resolve
 
         if not 1.0 <= seconds <= 3.0:
             raise ValueError(f"a stinger lasts 1 to 3 seconds, got {seconds}")
         point = resolve(mood)
-        path = stinger_trajectory(event, point.valence, point.arousal, seconds)
+        path = Trajectory.of(stinger_trajectory(event, point.valence, point.arousal, seconds))
+        grid = Grid.for_mood(point.valence, point.arousal, bpm, beats_per_bar)
         started = time.perf_counter()
-        mel, grid = self._on_grid(path, seconds, seed, point, bpm, beats_per_bar, lambda _: round(seconds * FRAMES_PER_SECOND))
+        mel = self._on_grid(path, seconds, seed, grid, round(seconds * FRAMES_PER_SECOND))
         timings = {"generator": time.perf_counter() - started}
         started = time.perf_counter()
         audio = self.render(mel)
@@ -240,7 +240,7 @@ class Pipeline:
         timings["vocoder"] = time.perf_counter() - started
         clip = Clip(audio=audio, mel=mel, asked=point, seconds=seconds, seed=seed, timings=timings, grid=grid)
         # A stinger's loudness is that of its path's mean arousal; its closing fade is not dead air.
-        self.master(clip, float(np.mean([a for _, _, a in path])), tail_seconds=STINGER_FADE_SECONDS)
+        self.master(clip, float(np.mean(path.arousal)), tail_seconds=STINGER_FADE_SECONDS)
         return self._finish(clip, verify, narrate, seed)
 
     def analyze(self, audio, seed: int = 0, narrate: bool = True):

@@ -5,10 +5,8 @@ bar, Godot's AudioStreamInteractive takes `bpm` and `bar_beats`, loops are a who
 every piece of music made here has a `Grid` (a tempo, beats per bar, and where beat 0 falls), and the
 music is made to follow it:
 
-- The tempo is asked for (`bpm`, `beats_per_bar`) or chosen from the mood and the music: `own_grid` takes
-  the generated music's own pulse at the level (half, as is, double) nearest the mood's tempo (`mood_tempo`:
-  the corpus's tempo cue, 85 * 2^(0.9 a + 0.1 v) beats per minute, so a calm clip is slow and an excited one
-  fast). A live stream cannot hear its music before it plays it: it takes the mood's tempo as it is.
+- The tempo is asked for (`bpm`, `beats_per_bar`) or chosen from the mood (`mood_tempo`: the corpus's
+  own tempo cue, 85 * 2^(0.9 a + 0.1 v) beats per minute, so a calm clip is slow and an excited one fast).
 - `fit_to_grid` time-warps the generator's log-mel so its beats land on the grid. It finds the music's
   own pulse (librosa's onset envelope and tempo estimate on the mel), picks the metrical level of that
   pulse nearest the asked tempo (1/3 to 3 times it: a 115 bpm pulse serves a 60 bpm grid at every other
@@ -138,20 +136,6 @@ def pulse_tempo(mel: np.ndarray) -> float:
     import librosa
 
     return float(np.atleast_1d(librosa.feature.tempo(onset_envelope=_onset_envelope(mel), sr=SAMPLE_RATE, hop_length=HOP_LENGTH))[0])
-
-
-def own_grid(mel: np.ndarray, valence: float, arousal: float, beats_per_bar: int | None = None) -> Grid:
-    """The grid of the music's own pulse, for a clip that asks for no tempo: librosa's tempo estimate of the
-    (80, T) log-mel, at the level (half, as is, double) nearest the mood's tempo, in whole beats per minute. The
-    warp onto it then only evens out the pulse (no stretch), and the mood still picks the level: a calm clip
-    counts its pulse in half notes where an excited one counts it in eighths."""
-    import librosa
-
-    wanted = mood_tempo(valence, arousal)
-    own = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=_onset_envelope(mel), sr=SAMPLE_RATE, hop_length=HOP_LENGTH, start_bpm=wanted))[0])
-    levels = [own * k for k in (0.5, 1.0, 2.0) if MIN_BPM <= round(own * k) <= MAX_BPM]
-    bpm = round(min(levels, key=lambda b: abs(math.log(b / wanted)))) if levels else wanted
-    return Grid(float(bpm), beats_per_bar or DEFAULT_BEATS_PER_BAR)
 
 
 def warp_positions(mel: np.ndarray, grid: Grid, frames: int) -> np.ndarray:

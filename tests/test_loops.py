@@ -122,3 +122,29 @@ def test_loops_of_any_allowed_length_are_whole_bars(tiny_checkpoints, seconds, b
     assert clip.audio.size <= MAX_SECONDS * SAMPLE_RATE and (bars == 1 or abs(bars * clip.grid.bar_seconds - seconds) <= clip.grid.bar_seconds)
     if bpm is not None:
         assert clip.grid.bpm == bpm and clip.grid.beats_per_bar == beats_per_bar
+
+
+def test_a_warp_that_stretches_past_the_music_written_continues_it(tiny_checkpoints, monkeypatch):
+    # A warp onto a tempo slower than the music's pulse reads past what was written first (here a 1.3x stretch,
+    # forced): the music is then continued from its own last frames, so the clip never ends on a held frame.
+    import numpy as np
+    import torch
+
+    from moodmusic import pipeline as chain_module
+    from moodmusic.mel import FRAMES_PER_SECOND
+
+    monkeypatch.setattr(chain_module, "warp_positions", lambda mel, grid, frames: np.arange(frames) * 1.3)
+    chain = chain_module.load_pipeline(tiny_checkpoints)
+    continued = []
+    generate = chain.generator.generate
+
+    def recording(*args, **kwargs):
+        continued.append(kwargs.get("context") is not None)
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(chain.generator, "generate", recording)
+    clip = chain.compose("calm", 10.0, seed=2, verify=False, narrate=False, bpm=100)
+    assert continued == [False, True]  # written once, continued once
+    assert clip.mel.shape[-1] == round(10.0 * FRAMES_PER_SECOND)
+    tail = clip.mel[..., -20:]
+    assert not torch.allclose(tail[..., 1:], tail[..., :-1])  # music to the end, not the last frame held

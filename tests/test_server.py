@@ -169,10 +169,9 @@ def test_trajectory_loop_and_seconds_alias(client):
     response = client.post("/v1/clips", json=body)
     assert response.status_code == 200, response.text
     made = response.json()
-    # A loop lasts the whole bars nearest the asked 2 s: one bar, at the music's own tempo (no bpm asked: within a
-    # factor sqrt(2) of the mean mood's, 88 bpm), in 4/4.
+    # A loop lasts the whole bars nearest the asked 2 s: one bar at the mean mood's tempo (88 bpm), in 4/4.
     tempo = made["tempo"]
-    assert made["loop"] is True and made["bars"] == 1 and tempo["beats_per_bar"] == 4 and 88 / 2**0.5 <= tempo["bpm"] <= 88 * 2**0.5
+    assert made["loop"] is True and made["bars"] == 1 and tempo["beats_per_bar"] == 4 and tempo["bpm"] == 88
     assert tempo["bpm"] == round(tempo["bpm"]) and tempo["bar_seconds"] == pytest.approx(4 * 60 / tempo["bpm"], abs=1e-6)
     assert made["duration"] == pytest.approx(tempo["bar_seconds"], abs=1e-4) and len(made["trajectory"]) == 2
     assert made["asked"]["valence"] == pytest.approx(0.05)
