@@ -127,6 +127,18 @@ def check_stream_changes(chain, changes: int, rate: int) -> dict:
             "within_20ms": sum(e <= 20 for e in errors_ms) / changes}  # fmt: skip
 
 
+def check_stream_pulse(chain, seconds: float = 30.0) -> dict:
+    """How a live stream's music sits on its grid (not warped: a stream cannot look ahead), by the same beat judge."""
+    from games.stream import LiveStream
+
+    rows = []
+    for mood in ("calm", "sad", "tense", "happy"):
+        live = LiveStream(chain, mood, seed=5, chunk_seconds=0.5)
+        audio = np.concatenate([np.frombuffer(live.next_chunk().pcm, dtype="<i2") for _ in range(int(seconds / 0.5))]).astype(np.float32) / 32767
+        rows.append({"mood": mood, "bpm": live.grid.bpm, **beat_honesty(audio, 22050, live.grid.bpm)})
+    return {"streams": rows, "tempo_found": sum(r["level"] is not None for r in rows) / len(rows)}
+
+
 def check_first_audio(chain, streams: int, rate: int) -> dict:
     """Seconds from the start message to the first chunk's audio, over a real WebSocket on loopback."""
     from websockets.asyncio.client import connect
@@ -192,6 +204,8 @@ def write_markdown(path: Path, report: dict) -> None:
         f"| ... and its beats lie within 70 ms of the grid (median per clip) | {s['beats_within_70ms']:.0%} of those | all |",
         f"| quantised mood change lands within 20 ms of the bar line | {s['changes_within_20ms']:.0%} (max {report['stream']['max_error_ms']} ms) | >= 95% |",
         f"| stream first audio (median of {report['first_audio']['streams']}, max {report['first_audio']['max_ms']} ms) | {s['first_audio_ms']:.0f} ms | <= 300 ms |",
+        f"| a live stream's music (not warped: it cannot look ahead): librosa finds its grid's BPM, 4 moods x 30 s | "
+        f"{report['stream']['pulse']['tempo_found']:.0%} | (none yet) |",
         "",
         "Per loop (WAV): asked mood, the grid's tempo, what librosa tracked, and the median distance of its beats to the grid.",
         "",
@@ -235,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             banks.append(check_bank(chain, Path(tmp) / audio_format, rows, cols, args.seconds, audio_format, args.sample_rate, not args.no_godot))
             print(f"{audio_format}: {len(banks[-1]['loops'])} loops in {banks[-1]['made_seconds']} s", file=sys.stderr)
     stream = check_stream_changes(chain, args.changes, args.sample_rate)
+    stream["pulse"] = check_stream_pulse(chain)
     first = check_first_audio(chain, args.streams, args.sample_rate)
     report = {
         "date": datetime.date.today().isoformat(), "machine": f"{os.cpu_count()}-core {platform.machine()} CPU",
