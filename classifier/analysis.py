@@ -13,7 +13,7 @@ from moodmusic.mood import QUADRANTS, SEED000_MOODS, quadrant, seed000_distribut
 
 @dataclass
 class MoodReading:
-    """One reading of the mood: a point, quadrant probabilities and seed 000's four moods."""
+    """One reading of the mood: a point, quadrant probabilities and the Analyst-Interpreter paper's four moods."""
 
     valence: float
     arousal: float

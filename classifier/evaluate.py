@@ -4,7 +4,7 @@
 - Cross-timbre: the same test split rendered with other General MIDI soundfonts
   (`moodmusic corpus build --only-split test --soundfont timgm6mb --out data/corpus-timgm6mb`).
 - Speed (medians on this machine): one 3 s window, a 60 s file with its timeline, and throughput
-  in windows per second at batch 1, 16, 64 and 256 (our counterpart of seed 001's Table 4).
+  in windows per second at batch 1, 16, 64 and 256 (our counterpart of the multimodal CRNN paper's Table 4).
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ def write_report(report: dict, out: Path, command: str) -> None:
             f"| 60 s of audio -> analysis with timeline | {speed['file_60s_with_timeline_s'] * 1000:.0f} ms | <= 500 ms |",
             f"| of which the 60 s log-mel and tonal features | {speed['features_60s_s'] * 1000:.0f} ms | |",
             "",
-            "Throughput (windows of 3 s per second, model only; seed 001's Table 4 counterpart):",
+            "Throughput (windows of 3 s per second, model only; the multimodal CRNN paper's Table 4 counterpart):",
             "",
             "| batch | windows/s |",
             "|---|---|",

@@ -1,6 +1,6 @@
 """The mood CRNN: convolution blocks on the log-mel, a bidirectional GRU over time, attentive pooling.
 
-In the spirit of seed 001's audio branch, sized for fast CPU inference: four conv blocks shrink
+In the spirit of the multimodal CRNN paper's audio branch, sized for fast CPU inference: four conv blocks shrink
 80 mel bins x T frames to 5 x T/16, a BiGRU reads the sequence, attention pooling gives one
 embedding per window, and two heads read it: (valence, arousal) in [-1, 1] and quadrant logits.
 

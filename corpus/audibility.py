@@ -2,7 +2,7 @@
 
 For each clip the independent acoustic judge (evaluation/acoustic.py) measures tempo, onset
 rate, loudness and a major/minor estimate; we then correlate them with the labels. Targets
-(issue 2): Spearman(arousal, tempo) and Spearman(arousal, loudness) >= 0.5, and the mode
+(the corpus audibility targets): Spearman(arousal, tempo) and Spearman(arousal, loudness) >= 0.5, and the mode
 estimate agrees with the sign of valence on >= 75% of clips.
 """
 

@@ -8,7 +8,7 @@ the same corpus as an uninterrupted one.
 Layout of the output folder:
     manifest.csv            one row a clip (see MANIFEST_COLUMNS)
     audio/<id>.wav          mono 16-bit PCM at 22,050 Hz
-    mel/<id>.npy            float16 log-mel, shape (80, frames) (CONVENTIONS 2)
+    mel/<id>.npy            float16 log-mel, shape (80, frames) (docs/conventions.md)
     cue_tracks/<id>.npy     uint8 (2, frames): where a note of a graded valence cue sounds (corpus.render.cue_tracks)
     rows/<task>.json        a finished task's manifest rows (resume bookkeeping)
     build.json              the build's arguments

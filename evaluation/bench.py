@@ -195,7 +195,7 @@ def bench_streams(pipeline, config: BenchConfig) -> dict:
 
 
 def bench_loops(pipeline, config: BenchConfig) -> dict:
-    """Seams of loops over a 3 x 3 mood grid x 2 seeds (issue 7's two criteria, moodmusic.loops.seam_metrics)."""
+    """Seams of loops over a 3 x 3 mood grid x 2 seeds (the two loop-seam criteria, moodmusic.loops.seam_metrics)."""
     from games.bank import grid_points
     from moodmusic.loops import seam_metrics
 

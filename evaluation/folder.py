@@ -1,6 +1,6 @@
 """`moodmusic evaluate folder DIR`: the classifier's report on a folder of audio a user brings.
 
-For example a game's soundtrack: what each file sounds like (valence, arousal, quadrant, seed 000's moods,
+For example a game's soundtrack: what each file sounds like (valence, arousal, quadrant, the Analyst-Interpreter paper's moods,
 optionally a narration), and how the whole set spreads over the mood square (which quadrants it covers,
 which it lacks). Writes <out>/folder.csv (one row a file), folder.json, folder.md and folder_mood_square.png.
 """

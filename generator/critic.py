@@ -5,7 +5,7 @@ mood from 0.74 s of mel, too short to hear a key (its mood reader stays near cha
 critic hears the mode in what the generator writes, and nothing else:
 
 1. `MelPitchClasses`: the log-mel is unmixed back to a linear spectrum (the pseudo-inverse of the mel
-   filterbank of CONVENTIONS 2), only its spectral peaks are kept (`classifier.features.spectral_peaks`,
+   filterbank of docs/conventions.md), only its spectral peaks are kept (`classifier.features.spectral_peaks`,
    the classifier's own rule), and their energies from 300 Hz to 5 kHz are folded onto the 12 pitch
    classes. Below 300 Hz the mel's bands are wider than a semitone and fold to noise.
 2. `classifier.model.ModeHead` reads the mean profile of the stretch: one small scorer tried at each of

@@ -1,16 +1,16 @@
 """The mood-conditioned autoregressive GAN: networks and their configuration.
 
-The generator writes the next `slice_frames` log-mel frames (CONVENTIONS 2) of a clip from
+The generator writes the next `slice_frames` log-mel frames (docs/conventions.md) of a clip from
   - the previous `context_frames` frames (real ones, its own earlier output, or silence at the start),
   - the mood (valence, arousal), and
   - noise: one latent per slice (phrase-level variation) and a few channels per frame (texture).
 It is a stack of dilated 1-D convolutions over time (context and slice together, the slice's frames
 marked by a mask channel), with the mood and latent entering every residual block through FiLM on
-a parameter-free group norm. There are no dense layers over the whole spectrogram: seed 004's
+a parameter-free group norm. There are no dense layers over the whole spectrogram: the Generating Mood Music project's
 350 M-parameter dense layer is replaced by ~2 M convolution weights that see 80 frames at once.
 
 The discriminator judges the join: the last `judge_context` frames of the context followed by
-the slice, so a slice that does not continue its context (seed 004's disjointed transitions) is
+the slice, so a slice that does not continue its context (the Generating Mood Music project's disjointed transitions) is
 fake even when each frame is plausible. Spectral norm in every layer, a projection term for the
 mood (Miyato & Koyama 2018) and an auxiliary head that reads the mood back (trained on real data
 only; the generator is asked to make it read the mood it was given).
@@ -109,7 +109,7 @@ class MelSliceGenerator(nn.Module):
         for block in self.blocks:
             x = block(x, condition)
         out = self.mel_mean + self.mel_std * self.out(x[..., context_frames:])
-        # Nothing below the log floor (log of 1e-5, CONVENTIONS 2). A soft floor, not a clamp: a clamp has
+        # Nothing below the log floor (log of 1e-5, docs/conventions.md). A soft floor, not a clamp: a clamp has
         # no gradient below the floor, and a first run lost 23% of its mel bins there for good.
         return LOG_FLOOR + nn.functional.softplus(out - LOG_FLOOR)
 

@@ -84,7 +84,7 @@ def emphasised(valence: float, arousal: float, valence_scale: float) -> tuple[fl
 class Liveness:
     """Keeps a clip alive: a slice that falls silent or blows up is drawn again with fresh noise.
 
-    Why (measured, docs/generator.md): the corpus holds stretches of digital silence (4% of clips, most of
+    Why (measured, docs/notes/2026-12-07-silence-and-mastering.md): the corpus holds stretches of digital silence (4% of clips, most of
     them calm or sad, up to 6 s), and every training clip starts from a silent context, so the generator
     learned that silence goes on: asked for "sad" from a silent start it writes silence again 94-96% of
     the time, and once silent a clip stays so for about 25 slices (9 s). It also writes, rarely, a slice
@@ -169,7 +169,7 @@ class Session:
         """Put music into the silent start context, then drop it: a warm start, for calm and sad clips.
 
         From a silent context the generator answers a calm or sad mood with silence (98% of first slices
-        at arousal -0.7, 42% at -0.3, 2% at 0: docs/generator.md), so one slice is first written at the
+        at arousal -0.7, 42% at -0.3, 2% at 0: docs/notes/2026-12-07-silence-and-mastering.md), so one slice is first written at the
         asked valence and an arousal of WARMUP_AROUSAL; the clip proper starts from it (2% of first slices
         at arousal -0.7 are then silent, and the liveness check redraws those) and settles at its own
         mood within a slice or two. Clips at arousal >= 0 start cold: their first slice is music anyway.
@@ -265,7 +265,7 @@ class Guidance:
     `valence_scale` emphasises the mood: the generator is conditioned on the asked valence times this,
     clipped to [-1, 1], as a guidance scale above 1 trades some of a conditional model's spread for
     adherence to its condition. The generator under-expresses valence (heard valence is pulled towards
-    0), and 1.5 wrote the asked mode more often on selection seeds (docs/generator.md). It applies with
+    0), and 1.5 wrote the asked mode more often on selection seeds (docs/notes/2026-12-02-mode-critic-and-guided-sampling.md). It applies with
     or without the critic, to clips and to the sessions of `MelGenerator.session` (live streams).
     """
 

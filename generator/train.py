@@ -16,7 +16,7 @@ One step, for a batch of windows cut from train-split mels (each clip padded on 
   - with `--init` and `--anchor-weight`, + `anchor_weight` x L1 between the coarse spectrum of each frame
     (the mel averaged over groups of `anchor_bands` bands) of the slice and of the one the frozen --init
     generator writes from the same context, mood and noise. Two fine-tunes on a new corpus lost the onset
-    rate and the brightness as arousal cues (docs/generator.md); the anchor holds them where the generator it
+    rate and the brightness as arousal cues (docs/notes/2026-12-05-generator-on-textured-corpora.md); the anchor holds them where the generator it
     starts from had them and leaves finer detail (which notes, a third or a semitone added) free. With
     `anchor_bands` 80 it holds only each frame's loudness (the rhythm);
   - with `--critic`, + `critic_weight` x the error of a frozen mode critic (generator/critic.py: major or

@@ -1,5 +1,5 @@
 """Audio in and out: any file a user has -> mono float32 at 22,050 Hz; clips out as 16-bit WAV, or
-FLAC, OGG Vorbis or MP3 when asked for (CONVENTIONS 2).
+FLAC, OGG Vorbis or MP3 when asked for (docs/conventions.md).
 
 soundfile (libsndfile) reads WAV, FLAC and OGG; MP3 and anything else goes through librosa's
 audioread fallback. Empty or undecodable input raises `AudioDecodeError` with a message that

@@ -38,7 +38,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
 ]
 
 # A group named without its subcommand runs this one: `moodmusic evaluate --quick` is the closed loop,
-# `moodmusic bench` the whole benchmark (issue 8's spelling of both).
+# `moodmusic bench` the whole benchmark (both spellings work).
 DEFAULT_SUBCOMMANDS = {"evaluate": "chain", "bench": "all"}
 
 

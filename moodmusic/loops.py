@@ -8,7 +8,7 @@ few dB (a rest, a bar's first beat). So, as a sound designer placing loop points
 tries start points over a short span and keeps the one whose seam is most level; the loop's length
 is what was asked for, only where it begins in the generated audio moves.
 
-The seam's two measures (issue 7) live here too, so the chain, the game bank and the benchmark use
+The seam's two measures live here too, so the chain, the game bank and the benchmark use
 one definition.
 """
 

@@ -6,7 +6,7 @@ are derived from the point:
 
 - the four quadrants of the valence/arousal plane (happy, angry, sad, calm), the classes of
   seeds 001 and 004;
-- the four moods of seed 000 (chill, energy, emotion, upbeat), a soft distribution computed
+- the four moods of the Analyst-Interpreter paper (chill, energy, emotion, upbeat), a soft distribution computed
   from the distance of the point to one prototype per mood.
 """
 

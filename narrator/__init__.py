@@ -1,4 +1,4 @@
-"""The narrator: tells in words what a clip feels like (seed 000's 'interpreter' stage).
+"""The narrator: tells in words what a clip feels like (the Analyst-Interpreter paper's 'interpreter' stage).
 
     from narrator import narrate
     narration = narrate(analysis, seed=0)

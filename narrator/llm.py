@@ -1,6 +1,6 @@
 """LLM narrators: any OpenAI-compatible chat-completions endpoint, or a local GGUF file.
 
-Both fill seed 000's prompt (its Table 2) from the analysis and ask for a JSON object with its
+Both fill the Analyst-Interpreter paper's prompt (its Table 2) from the analysis and ask for a JSON object with its
 three outputs (narrative, recommendations, visual_prompt); a plain-text reply is accepted too,
 the narrative being the text. Neither ever raises to the caller: on any failure (timeout, HTTP
 error, malformed reply, no choices, empty text) or on a narrative that contradicts the analysis
@@ -35,7 +35,7 @@ TABLE2_PROMPT = (
     "Based on this, write a short, evocative paragraph (2-3 sentences) describing the feel of this music. "
     "Make it sound personal and engaging, like you're describing it to a friend. Do not use markdown or titles."
 )
-# What seed 000's LLM also returned (recommendations, a visual prompt), asked for as JSON.
+# What the Analyst-Interpreter paper's LLM also returned (recommendations, a visual prompt), asked for as JSON.
 JSON_INSTRUCTIONS = (
     "Answer with one JSON object and nothing else, with these keys: "
     '"narrative" (that paragraph, plain text), '
@@ -58,7 +58,7 @@ def mood_details(analysis: Analysis) -> str:
 
 
 def _context(analysis: Analysis) -> str:
-    """What the analysis adds to seed 000's input: the point, the quadrant, the movement over time."""
+    """What the analysis adds to the Analyst-Interpreter paper's input: the point, the quadrant, the movement over time."""
     overall = analysis.overall
     lines = [
         f"Valence (-1 unpleasant to +1 pleasant): {overall.valence:+.2f}; "
@@ -75,7 +75,7 @@ def _context(analysis: Analysis) -> str:
 
 
 def build_messages(analysis: Analysis) -> list[dict[str, str]]:
-    """System and user messages: seed 000's Table 2 filled from the analysis, then the JSON request."""
+    """System and user messages: the Analyst-Interpreter paper's Table 2 filled from the analysis, then the JSON request."""
     user = "\n\n".join(
         (
             TABLE2_PROMPT.format(primary_mood=analysis.overall.primary_mood, mood_details=mood_details(analysis)),

@@ -1,6 +1,6 @@
-"""The embedded narrator: seed 000's three outputs from phrase banks, no model needed.
+"""The embedded narrator: the Analyst-Interpreter paper's three outputs from phrase banks, no model needed.
 
-It reads the whole analysis: the primary, secondary and tertiary of seed 000's four moods with
+It reads the whole analysis: the primary, secondary and tertiary of the Analyst-Interpreter paper's four moods with
 their weights, the intensity from arousal, the quadrant (which colours the imagery and the visual
 palette), and the timeline, when its first and last windows differ notably. The seed picks among
 several phrasings for every slot (deterministic for a seed and an analysis); the text is plain,

@@ -1,4 +1,4 @@
-"""The narrator's one vocabulary table: the words that name each of seed 000's four moods.
+"""The narrator's one vocabulary table: the words that name each of the Analyst-Interpreter paper's four moods.
 
 Both sides use it: the template narrator picks the words it writes from here, and the check on
 LLM text asks whether a narrative names the primary mood through any of these words. Keeping a

@@ -1,6 +1,6 @@
 """A small note transcriber for our corpus: can a model that finds notes count the doubled thirds better than the ear?
 
-The ear's open target (issue 3, valence MAE <= 0.15) is held up by one thing: how much of a positive clip's melody the
+The ear's open target (valence MAE <= 0.15) is held up by one thing: how much of a positive clip's melody the
 corpus doubles a third above (docs/classifier.md). The ear's cue head finds that share at Spearman 0.67 on the v3
 test. The corpus builder knows every note it renders (`corpus.render.note_rolls`), so a model can be taught to find
 notes, and from them the frames where the top note has a third under it. This script trains one on the semitone

@@ -124,6 +124,18 @@ class BodyLimitMiddleware:
         await self.app(scope, counted, send)
 
 
+def limits_text(settings: Settings) -> str:
+    """This server's limits, as /docs shows them (the values it runs with, not the defaults)."""
+    return (
+        f"**Limits.** Uploads up to {settings.upload_limit_bytes / 1024 / 1024:g} MB (413 over it), of which the first "
+        f"{settings.analyze_max_seconds:g} s are analysed; sample rates 4-384 kHz (415), at least 1,024 samples (422). "
+        f"{settings.deadline_s:g} s per request, queue included (504). {settings.workers} workers and {settings.queue_size} queued "
+        f"requests (503 with Retry-After over it), at most {settings.jobs_per_client} of them per API key or address (429). "
+        f"{settings.max_streams} streams at once (1013); a stream paused over {settings.stream_pause_timeout_s:g} s is closed."
+        + (f" {settings.rate_limit_per_minute:g} requests per minute per key or address (429)." if settings.rate_limit_per_minute else "")
+    )
+
+
 def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     """The application; models load (unless `pipeline` is given) before the server takes requests."""
     settings = settings or Settings.from_env()
@@ -142,7 +154,7 @@ def create_app(settings: Settings | None = None, pipeline=None) -> FastAPI:
     app = FastAPI(
         title="moodmusic", version="0.1.0", lifespan=lifespan,
         description="Music clips for a mood, what the classifier hears in them, and what the narrator says. "
-        "Errors answer `{\"detail\": ...}` saying what to fix.",
+        "Errors answer `{\"detail\": ...}` saying what to fix.\n\n" + limits_text(settings),
     )  # fmt: skip
     install_error_handlers(app)
     app.include_router(routes.v1)

@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default 8; MOODMUSIC_JOBS_PER_CLIENT)")
     parser.add_argument("--deadline", type=float, help="seconds a request may take, waiting included (default 60; MOODMUSIC_DEADLINE)")
     parser.add_argument("--upload-limit-mb", type=float, help="largest upload to /v1/analyze (default 50; MOODMUSIC_UPLOAD_LIMIT_MB)")
+    parser.add_argument("--analyze-max-seconds", type=float, help="only the start of longer uploads is analysed (default 300; MOODMUSIC_ANALYZE_MAX_SECONDS)")
     parser.add_argument("--store", help="clip store folder (default data/store; MOODMUSIC_STORE)")
     parser.add_argument("--store-cap-mb", type=float, help="clip store size cap, LRU eviction (default 1024; MOODMUSIC_STORE_CAP_MB)")
     parser.add_argument("--api-key", action="append", help="accept this bearer token (repeat for more; MOODMUSIC_API_KEYS=a,b)")

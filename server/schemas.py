@@ -19,7 +19,7 @@ from moodmusic.tempo import BEATS_PER_BAR_CHOICES, MAX_BPM, MIN_BPM
 from moodmusic.mood import MOOD_SYNONYMS, NAMED_MOODS
 from moodmusic.pipeline import STINGER_EVENTS
 
-AudioFormat = Literal[tuple(OUTPUT_FORMATS)]  # type: ignore[valid-type]  # 16-bit WAV unless another is asked for (CONVENTIONS 2)
+AudioFormat = Literal[tuple(OUTPUT_FORMATS)]  # type: ignore[valid-type]  # 16-bit WAV unless another is asked for (docs/conventions.md)
 StingerEvent = Literal[STINGER_EVENTS]  # type: ignore[valid-type]
 
 
@@ -174,7 +174,7 @@ class MoodPoint(BaseModel):
 
 class MoodReading(MoodPoint):
     quadrants: dict[str, float] = Field(description="happy, angry, sad, calm -> probability")
-    moods: dict[str, float] = Field(description="seed 000's chill, energy, emotion, upbeat -> weight")
+    moods: dict[str, float] = Field(description="the Analyst-Interpreter paper's chill, energy, emotion, upbeat -> weight")
     primary_mood: str
 
 

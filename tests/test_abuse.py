@@ -373,3 +373,9 @@ def test_seeded_fuzz_finds_no_5xx_and_no_crash(client):
     replies = asyncio.run(asyncio.wait_for(stream_fuzz(), 60))
     assert "error" in replies and set(replies) <= {"chunk", "error"}  # every bad message answered, the stream went on
     assert client.get("/readyz").status_code == 200
+
+
+def test_the_api_docs_state_this_servers_limits(client):
+    description = client.get("/openapi.json").json()["info"]["description"]
+    for limit in ("Uploads up to 50 MB", "first 2 s are analysed", "at most 8 of them per API key", "paused over 300 s", "4 streams at once"):
+        assert limit in description, limit

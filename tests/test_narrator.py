@@ -41,7 +41,7 @@ def window(valence: float, arousal: float, index: int) -> TimelineWindow:
 
 @pytest.fixture
 def chill_analysis() -> Analysis:
-    """A chill clip (seed 000's chill prototype) with a steady timeline."""
+    """A chill clip (the Analyst-Interpreter paper's chill prototype) with a steady timeline."""
     return Analysis(overall=reading(0.4, -0.6), timeline=[window(0.4, -0.6, 0), window(0.45, -0.55, 1)], duration=6.0)
 
 
@@ -131,7 +131,7 @@ def test_template_narration_adds_well_under_5_ms(analyses):
     assert times[len(times) // 2] < 0.005, times[len(times) // 2]
 
 
-# --- seed 000's prompt ------------------------------------------------------------------------
+# --- the Analyst-Interpreter paper's prompt ------------------------------------------------------------------------
 
 
 def test_prompt_is_seed_000_table_2_filled_from_the_analysis(chill_analysis):

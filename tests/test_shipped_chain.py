@@ -2,7 +2,7 @@
 
 CI has no data/ folder (it is built, not committed), so the quick evaluation's real references come
 from a small test-split corpus rendered here with FluidSynth (about 10 s). Every section of the report
-must be present with finite numbers (issue 8); the numbers themselves are judged in docs/evaluation.md
+must be present with finite numbers; the numbers themselves are judged in docs/evaluation.md
 from the full grid, not here.
 """
 

@@ -1,4 +1,4 @@
-"""The vocoder stage: log-mel (CONVENTIONS 2) -> waveform at 22,050 Hz.
+"""The vocoder stage: log-mel (docs/conventions.md) -> waveform at 22,050 Hz.
 
     import vocoder
     voc = vocoder.load()                  # the shipped HiFi-GAN (checkpoints/vocoder/)

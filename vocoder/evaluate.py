@@ -254,7 +254,7 @@ def markdown(r: dict, command: str, training: dict | None) -> str:
         trained = f"\nTrained with `{training.get('command', '?')}` on {training.get('data', '?')} ({training.get('steps', '?')} steps).\n"
     return f"""# Vocoder
 
-The vocoder turns every mel (CONVENTIONS 2) into sound: speechbrain's `HifiganGenerator`
+The vocoder turns every mel (docs/conventions.md) into sound: speechbrain's `HifiganGenerator`
 ({v['parameters'] / 1e6:.2f} M parameters, upsample_initial_channel {v['config']['upsample_initial_channel']},
 resblock type {v['config']['resblock_type']}, upsampling {'-'.join(str(f) for f in v['config']['upsample_factors'])},
 `{v['name']}` version `{v['version']}`), with Griffin-Lim as the fallback that needs no weights.

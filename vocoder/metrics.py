@@ -2,7 +2,7 @@
 
 - Multi-resolution STFT distance (Parallel WaveGAN's loss): at each n_fft (hop n_fft/4, Hann
   window of n_fft), spectral convergence ||Y - Y'||_F / ||Y||_F and the mean |log Y - log Y'|,
-  magnitudes floored at 1e-5 like the mel (CONVENTIONS 2). The acceptance measure compares only
+  magnitudes floored at 1e-5 like the mel (docs/conventions.md). The acceptance measure compares only
   bins up to 8 kHz (`max_hz`): the mel stops there, so above it a vocoder can only guess. Keeping
   those bins out is an ideal low-pass of both signals, without the log of exactly-zero bins.
 - The re-analysed log-mel L1 (moodmusic.mel.log_mel of both signals).

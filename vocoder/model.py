@@ -1,4 +1,4 @@
-"""Vocoders: log-mel (CONVENTIONS 2) in, mono waveform at 22,050 Hz out.
+"""Vocoders: log-mel (docs/conventions.md) in, mono waveform at 22,050 Hz out.
 
 Three kinds load through `load()` (vocoder/__init__.py):
 - our HiFi-GAN: speechbrain's `HifiganGenerator` built from `VocoderConfig`, weights in the
@@ -106,7 +106,7 @@ class VocoderConfig:
         if self.in_channels != N_MELS or hop != HOP_LENGTH or self.cond_channels:
             raise CheckpointError(
                 f"this HiFi-GAN takes {self.in_channels} mel bands at {hop} samples per frame"
-                f"{' with conditioning' if self.cond_channels else ''}; moodmusic's mels need {N_MELS} bands at {HOP_LENGTH} (CONVENTIONS 2)"
+                f"{' with conditioning' if self.cond_channels else ''}; moodmusic's mels need {N_MELS} bands at {HOP_LENGTH} (docs/conventions.md)"
             )
 
 
@@ -208,7 +208,7 @@ class HifiganVocoder(Vocoder):
         self.crossfade_samples = HOP_LENGTH  # renders agree where kept; the fade only guards lookahead shortcuts
 
     def _render(self, mels: torch.Tensor) -> torch.Tensor:
-        # forward, not inference(): inference replicate-pads 5 frames a side (CONVENTIONS 2), and
+        # forward, not inference(): inference replicate-pads 5 frames a side (docs/conventions.md), and
         # the exact T * 256 samples are what streaming and callers line up against.
         return self.generator(mels).squeeze(1)
 

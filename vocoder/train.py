@@ -1,6 +1,6 @@
 """Train the HiFi-GAN vocoder on the corpus: `moodmusic train vocoder` (vocoder/cli.py).
 
-The recipe is speechbrain's LJSpeech HiFi-GAN (CONVENTIONS 2) sized for a CPU budget:
+The recipe is speechbrain's LJSpeech HiFi-GAN (docs/conventions.md) sized for a CPU budget:
 - random `segment`-sample windows of the train split's WAVs; their mels are computed on the window
   with moodmusic.mel.log_mel, exactly as a generated mel will arrive;
 - generator loss (speechbrain's GeneratorLoss): 45 x mel L1 + `stft_weight` x multi-resolution
