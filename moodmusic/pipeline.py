@@ -38,7 +38,7 @@ STINGER_FADE_SECONDS = 0.05
 # The generator writes this much more music than a clip needs before the warp onto the tempo grid (moodmusic.tempo)
 # reads it: the music's first beat may come up to a beat late. A warp that stretches reads further: the music is
 # then continued from its own last frames.
-GRID_LEAD_SECONDS = 1.0
+GRID_LEAD_SECONDS = 0.5
 
 
 @dataclass
