@@ -10,7 +10,7 @@ scaled to its loudest semitone: a plain chroma (all STFT energy folded onto 12 c
 skirts of every partial and the drums' broadband noise spill into the neighbouring pitch classes,
 and that spill is exactly the semitone that tells major from minor. On the corpus's 8 s clips the
 Krumhansl key estimate agrees with the written mode on 80.6% of clips from the plain chroma and on
-84.1% from this one (`scripts/mode_ceiling.py` measures it).
+84.1% from this one (`research/mode_ceiling.py` measures it).
 
 Mode is also a property of a longer stretch than one 3 s window, so `context_profile` gives the
 classifier the mean chroma of the window and its surroundings.

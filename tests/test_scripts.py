@@ -31,7 +31,7 @@ def test_stream_script_plays_concurrent_streams_through_the_server(tmp_path):
 def load_script(name: str):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, REPO / ("research" if (REPO / "research" / f"{name}.py").exists() else "scripts") / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

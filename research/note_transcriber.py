@@ -5,10 +5,10 @@ corpus doubles a third above (docs/classifier.md). The ear's cue head finds that
 test. The corpus builder knows every note it renders (`corpus.render.note_rolls`), so a model can be taught to find
 notes, and from them the frames where the top note has a third under it. This script trains one on the semitone
 levels the ear reads (`classifier.features`, C2..B7), with frame heads for that "third under the top note", the
-doubling track and the clash track, and writes each clip's shares of them for `scripts/valence_readout.py`.
+doubling track and the clash track, and writes each clip's shares of them for `research/valence_readout.py`.
 
-    python scripts/note_transcriber.py train --corpus data/corpus-v3 --epochs 10 --out runs/transcriber
-    python scripts/note_transcriber.py shares --corpus data/corpus-v3 --checkpoint runs/transcriber --out runs/transcriber/shares.npz
+    python research/note_transcriber.py train --corpus data/corpus-v3 --epochs 10 --out runs/transcriber
+    python research/note_transcriber.py shares --corpus data/corpus-v3 --checkpoint runs/transcriber --out runs/transcriber/shares.npz
 
 An experiment, not a stage of the system: nothing here is shipped or imported by the server.
 """

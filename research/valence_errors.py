@@ -5,7 +5,7 @@ Reads a split of a corpus the way `moodmusic evaluate classifier` does (whole cl
 mean heard valence per band of asked valence, and the Spearman correlation of asked and heard
 valence within each sign (how well the size is ranked where the sign is known).
 
-    python scripts/valence_errors.py --corpus data/corpus --split test [--checkpoint DIR]
+    python research/valence_errors.py --corpus data/corpus --split test [--checkpoint DIR]
 """
 
 from __future__ import annotations

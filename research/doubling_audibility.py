@@ -16,7 +16,7 @@ val and test (MAE and Spearman; a constant 0.5 for scale).
 instead of the raw semitone spectrum, so that a note's own partials (its octave, and its 4th and 5th
 partials, a major third apart) count less as "notes".
 
-    python scripts/doubling_audibility.py --corpus data/corpus [--salience] [--clips N]
+    python research/doubling_audibility.py --corpus data/corpus [--salience] [--clips N]
 """
 
 from __future__ import annotations

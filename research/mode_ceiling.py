@@ -7,7 +7,7 @@ classes by each band's centre frequency (the only tonal view a generator that wr
 gets). Agreement with the written mode is printed for each: a ceiling for what a model reading that
 representation can hear of valence.
 
-    python scripts/mode_ceiling.py --corpus data/corpus --clips 800
+    python research/mode_ceiling.py --corpus data/corpus --clips 800
 """
 
 from __future__ import annotations

@@ -3,12 +3,12 @@
 A shared machine's speed drifts between runs (docs/benchmarks.md), so what a model change costs is
 measured as a ratio in one run: each repeat analyses the same audio with every classifier in turn.
 
-    python scripts/classifier_speed_ab.py OLD_DIR NEW_DIR [--repeats 7]
+    python research/classifier_speed_ab.py OLD_DIR NEW_DIR [--repeats 7]
 
 e.g. the classifier before the semitone branch, taken from git:
     mkdir -p /tmp/old && git show b693319:checkpoints/classifier/model.safetensors > /tmp/old/model.safetensors
     git show b693319:checkpoints/classifier/config.json > /tmp/old/config.json
-    python scripts/classifier_speed_ab.py /tmp/old checkpoints/classifier
+    python research/classifier_speed_ab.py /tmp/old checkpoints/classifier
 """
 
 from __future__ import annotations

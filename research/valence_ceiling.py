@@ -12,7 +12,7 @@ The manifest records the shares a clip was *planned* with; where the corpus has 
 the share of frames in which each cue actually sounds: what an ear can hear. The two differ where the
 renderer did not write what was planned (cues v2 doubled 60% of its planned share, docs/corpus.md).
 
-    python scripts/valence_ceiling.py --corpus data/corpus
+    python research/valence_ceiling.py --corpus data/corpus
 """
 
 from __future__ import annotations

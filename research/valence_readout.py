@@ -6,12 +6,12 @@ major/minor logit and cue-head shares, and the spread of the windows' valence. A
 read-out) learns valence from those on the train split; its settings are chosen on the val split from a small grid,
 and the test split is scored with the chosen one. Then the same with more per-clip facts beside the ear's:
 
-- the shares a note transcriber found (`scripts/note_transcriber.py shares`, one or more files, averaged),
+- the shares a note transcriber found (`research/note_transcriber.py shares`, one or more files, averaged),
 - the true share of frames whose top note has a third under it (a perfect transcription without instruments),
 - the same, counting only a third played by the top note's own instrument (a transcription that knew instruments),
 - the true shares of the cue tracks (a listener that finds every doubled and every clashing note).
 
-    python scripts/valence_readout.py --corpus data/corpus-v3 --checkpoint runs/s24/ear_v3_cue_e60/best \\
+    python research/valence_readout.py --corpus data/corpus-v3 --checkpoint runs/s24/ear_v3_cue_e60/best \\
         --shares runs/transcriber/shares.npz [--textureless data/corpus-v1 --textureless-shares runs/transcriber/shares-v1.npz]
 
 With --textureless it also fits the read-out on the textured and the textureless train clips together, and scores
@@ -120,7 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default="data/corpus-v3")
     parser.add_argument("--checkpoint", default=None, help="classifier folder (default: the shipped one)")
-    parser.add_argument("--shares", nargs="*", default=[], help="files from `scripts/note_transcriber.py shares` on the same corpus")
+    parser.add_argument("--shares", nargs="*", default=[], help="files from `research/note_transcriber.py shares` on the same corpus")
     parser.add_argument("--textureless", default=None, help="the same plan built with --cues v1 (e.g. data/corpus-v1): how the read-out hears music without the textures")
     parser.add_argument("--textureless-shares", nargs="*", default=[], help="the transcribers' shares on that corpus, in the order of --shares")
     args = parser.parse_args()
