@@ -89,7 +89,7 @@ def draw_mood(clip_index: int, rng: np.random.Generator) -> tuple[float, float]:
     """Uniform over the quadrant `clip_index % 4`, so quadrants stay balanced and the square covered."""
     signs = {"happy": (1, 1), "angry": (-1, 1), "sad": (-1, -1), "calm": (1, -1)}[QUADRANTS[clip_index % 4]]
     valence, arousal = rng.uniform(0, 1, size=2) * signs
-    # Zero belongs to the positive side (CONVENTIONS 1); keep negative draws strictly negative.
+    # Zero belongs to the positive side (docs/conventions.md); keep negative draws strictly negative.
     return float(valence if signs[0] > 0 else min(valence, -1e-3)), float(arousal if signs[1] > 0 else min(arousal, -1e-3))
 
 

@@ -1,4 +1,4 @@
-"""Loading the generator from its checkpoint folder (CONVENTIONS 3).
+"""Loading the generator from its checkpoint folder (docs/conventions.md).
 
 A generator folder may hold `guidance.json`, which turns on critic-guided sampling
 (`generator.sampling.Guidance`) with a mode critic from a stage folder beside it:

@@ -64,7 +64,13 @@ def wav_bytes(samples: np.ndarray, sample_rate: int, loop: tuple[int, int] | Non
 
 def read_wav_markers(data: bytes | str | os.PathLike) -> dict:
     """What a WAV's `smpl`, `cue ` and `labl` chunks say: loop_start, loop_end (exclusive; None without a loop),
-    markers [(sample, label)], sample_rate, frames."""
+    markers [(sample, label)], sample_rate, frames.
+
+    >>> data = wav_bytes(np.zeros(44100, dtype=np.float32), 22050, loop=(0, 44100), markers=[(0, "bar 1"), (22050, "bar 2")])
+    >>> said = read_wav_markers(data)
+    >>> said["loop_start"], said["loop_end"], said["markers"], said["frames"]
+    (0, 44100, [(0, 'bar 1'), (22050, 'bar 2')], 44100)
+    """
     raw = Path(data).read_bytes() if not isinstance(data, (bytes, bytearray)) else bytes(data)
     if raw[:4] != b"RIFF" or raw[8:12] != RIFF_FORM:
         raise ValueError("not a RIFF WAVE file")

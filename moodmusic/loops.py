@@ -68,7 +68,13 @@ def close_loop(audio: np.ndarray, length: int, crossfade: int) -> np.ndarray:
 
 def seam_metrics(audio: np.ndarray, window_seconds: float = SEAM_WINDOW_SECONDS) -> dict[str, float]:
     """How a loop joins: the sample jump from its last sample to its first against the clip's own 99.9th
-    percentile jump, and the RMS (dB) of the `window_seconds` before and after the seam."""
+    percentile jump, and the RMS (dB) of the `window_seconds` before and after the seam.
+
+    >>> t = np.arange(22050) / 22050
+    >>> seam = seam_metrics(np.sin(2 * np.pi * 100 * t).astype(np.float32))   # 100 whole periods: it loops
+    >>> seam["seam_jump"] <= seam["p999_jump"], seam["rms_difference_db"]
+    (True, 0.0)
+    """
     jumps = np.abs(np.diff(audio.astype(np.float64)))
     window = round(window_seconds * SAMPLE_RATE)
     before, after = rms_db(audio[-window:]), rms_db(audio[:window])

@@ -97,7 +97,14 @@ def framewise(transform, audio: torch.Tensor, n_fft: int, chunk_frames: int = CH
 
 
 def log_mel(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Log-mel of mono audio at 22,050 Hz: (..., samples) -> (..., 80, 1 + samples // 256)."""
+    """Log-mel of mono audio at 22,050 Hz: (..., samples) -> (..., 80, 1 + samples // 256).
+
+    >>> import numpy as np
+    >>> tone = np.sin(2 * np.pi * 440 * np.arange(22050) / 22050).astype(np.float32)
+    >>> mel = log_mel(tone)
+    >>> tuple(mel.shape), int(mel.mean(dim=1).argmax())  # 1 s: 87 frames; band 11 (centred on 447 Hz) is the loudest
+    ((80, 87), 11)
+    """
     audio = torch.as_tensor(audio, dtype=torch.float32)
     magnitude = framewise(_transform(audio.device), audio, MEL.n_fft)
     return torch.log(torch.clamp(magnitude, min=MEL.min_amplitude))

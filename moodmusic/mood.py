@@ -19,7 +19,7 @@ import numpy as np
 
 QUADRANTS: tuple[str, ...] = ("happy", "angry", "sad", "calm")
 
-# Seed 000's four moods as prototype points of the same space.
+# The Analyst-Interpreter paper's four moods as prototype points of the same space.
 SEED000_PROTOTYPES: dict[str, tuple[float, float]] = {
     "chill": (0.4, -0.6),
     "energy": (0.0, 0.9),
@@ -77,7 +77,11 @@ class Mood:
 
 
 def quadrant(valence: float, arousal: float) -> str:
-    """The quadrant of a point; zero counts as positive (CONVENTIONS 1)."""
+    """The quadrant of a point; zero counts as positive (docs/conventions.md).
+
+    >>> quadrant(0.0, 0.0), quadrant(-0.1, -0.1)
+    ('happy', 'sad')
+    """
     if arousal >= 0:
         return "happy" if valence >= 0 else "angry"
     return "calm" if valence >= 0 else "sad"
@@ -95,7 +99,7 @@ def quadrant_indices(valence: np.ndarray, arousal: np.ndarray) -> np.ndarray:
 
 
 def seed000_distribution(valence: float, arousal: float, temperature: float = SEED000_TEMPERATURE) -> dict[str, float]:
-    """Seed 000's chill/energy/emotion/upbeat probabilities for a point (softmax of -d^2 / T)."""
+    """The Analyst-Interpreter paper's chill/energy/emotion/upbeat probabilities for a point (softmax of -d^2 / T)."""
     logits = np.array(
         [-((valence - pv) ** 2 + (arousal - pa) ** 2) / temperature for pv, pa in SEED000_PROTOTYPES.values()]
     )
@@ -124,7 +128,14 @@ def named(name: str) -> Mood:
 
 
 def resolve(mood: str | Mood | tuple[float, float]) -> Mood:
-    """Accept a name, a Mood, or a (valence, arousal) pair wherever a mood is asked for."""
+    """Accept a name, a Mood, or a (valence, arousal) pair wherever a mood is asked for.
+
+    >>> resolve("Calm").quadrant, resolve((-0.5, 0.6)).quadrant
+    ('calm', 'angry')
+    >>> resolve((0.0, 1.5))
+    Traceback (most recent call last):
+    moodmusic.mood.MoodError: arousal must be in [-1, 1], got 1.5
+    """
     if isinstance(mood, Mood):
         return mood
     if isinstance(mood, str):

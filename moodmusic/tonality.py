@@ -38,7 +38,13 @@ def _correlations(weights: np.ndarray, profile: np.ndarray) -> np.ndarray:
 
 
 def estimate_key(pitch_class_weights: np.ndarray) -> Key:
-    """The best-correlated of the 24 major and minor keys for 12 pitch-class weights."""
+    """The best-correlated of the 24 major and minor keys for 12 pitch-class weights.
+
+    >>> c_major_triad = [1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0]   # C, E, G
+    >>> a_minor_triad = [1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0]   # A, C, E
+    >>> estimate_key(c_major_triad).name, estimate_key(a_minor_triad).name
+    ('C major', 'A minor')
+    """
     weights = np.asarray(pitch_class_weights, dtype=np.float64).reshape(12)
     major = _correlations(weights, MAJOR_PROFILE)
     minor = _correlations(weights, MINOR_PROFILE)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Narration:
-    """Seed 000's three outputs, plus who produced them.
+    """The Analyst-Interpreter paper's three outputs, plus who produced them.
 
     narrative: 2-3 plain-text sentences on how the clip feels.
     recommendations: 2-3 mood-aligned suggestions (activities, settings, similar music).

@@ -28,7 +28,7 @@ from narrator.words import names_mood
 if TYPE_CHECKING:
     from classifier.analysis import Analysis
 
-# Seed 000's Table 2, verbatim; {primary_mood} and {mood_details} come from the analysis.
+# The Analyst-Interpreter paper's Table 2, verbatim; {primary_mood} and {mood_details} come from the analysis.
 TABLE2_PROMPT = (
     "You are a creative and friendly music expert. A piece of music has been analyzed and its primary mood is {primary_mood}.\n"
     "Here is the full emotional palette: {mood_details}\n"
@@ -53,7 +53,7 @@ class NarratorConfigError(ValueError):
 
 
 def mood_details(analysis: Analysis) -> str:
-    """Seed 000's palette: 'Upbeat: 34.2%, Emotion: 27.0%, Chill: 22.5%, Energy: 16.3%'."""
+    """The Analyst-Interpreter paper's palette: 'Upbeat: 34.2%, Emotion: 27.0%, Chill: 22.5%, Energy: 16.3%'."""
     return ", ".join(f"{mood.capitalize()}: {100 * weight:.1f}%" for mood, weight in analysis.overall.ranked_moods())
 
 

@@ -253,7 +253,7 @@ SECOND_ACTIVITY_FRAMES: tuple[str, ...] = (
     "When you want more {noun2}, it works for {act} too.",
     "Thanks to its {adj2} streak, it also fits {act}.",
 )
-# Seed 000's genre-to-mood table (its Table 1), as listening suggestions.
+# The Analyst-Interpreter paper's genre-to-mood table (its Table 1), as listening suggestions.
 GENRES: dict[str, tuple[str, ...]] = {
     "chill": ("ambient", "chillout", "classical piano", "instrumental lo-fi"),
     "energy": ("electronic", "drum and bass", "rock", "techno"),

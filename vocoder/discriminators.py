@@ -5,7 +5,7 @@ five period discriminators (2, 3, 5, 7, 11) and three scale discriminators (raw,
 average-pooled), leaky ReLU 0.1, weight norm (spectral norm on the first scale), and the same
 (scores, features) output, so speechbrain's MSEGLoss / MSEDLoss / MelganFeatureLoss apply as they
 are. speechbrain's classes have their widths fixed (32..1024 channels: MPD 41 M + MSD 30 M
-parameters, about 5.5 s a step here, CONVENTIONS 4), so the widths are arguments here: the period
+parameters, about 5.5 s a step here, docs/conventions.md), so the widths are arguments here: the period
 stacks default to 8, 16, 32, 64, 64 channels (speechbrain's 32, 128, 512, 1024, 1024) and the scale
 stacks to 4, 8, 16, 32, 32, 32, 32 (speechbrain's 128, 128, 256, 512, 1024, 1024, 1024), with the
 same kernels and strides, groups capped at a quarter of the input channels: 0.25 M parameters in

@@ -48,7 +48,7 @@ class VocoderConfig:
     """Constructor arguments of speechbrain's HifiganGenerator (written as config.json).
 
     The default is a V2-sized generator (0.93 M parameters): it renders 10 s in about 0.4 s on
-    2 CPU cores, where V1 (512 channels, 13.9 M) takes 4.3 s (CONVENTIONS 4).
+    2 CPU cores, where V1 (512 channels, 13.9 M) takes 4.3 s (docs/conventions.md).
     """
 
     in_channels: int = N_MELS
