@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from generator.sampling import check_seconds
+    from moodmusic.trajectory import check_seconds
     from moodmusic.pipeline import load_pipeline
 
     rows, cols = parse_grid(args.grid)
