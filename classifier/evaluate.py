@@ -280,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
     import classifier as classifier_stage
     from evaluation.plots import plot_confusion, plot_scatter
     from moodmusic.checkpoints import parameter_count
-    from moodmusic.cli import command_line
+    from moodmusic.commandline import command_line
 
     torch.set_num_threads(2)
     out = Path(args.out)

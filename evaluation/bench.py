@@ -453,7 +453,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moodmusic.cli import command_line
+    from moodmusic.commandline import command_line
     from moodmusic.pipeline import load_pipeline
 
     chosen = {"repeats": args.repeats, "seconds": args.seconds, "stream_seconds": args.stream_seconds, "streams": args.streams,

@@ -789,7 +789,7 @@ QUICK_OUT = "runs/evaluation-quick"  # a quick run must not overwrite the commit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from moodmusic.cli import candidates_argument
+    from moodmusic.commandline import candidates_argument
 
     defaults = ClosedLoopConfig()
     parser.add_argument("--quick", action="store_true", help="the CI grid: 3 x 3 moods x 2 seeds of 4 s (written to runs/evaluation-quick unless --out)")
@@ -824,7 +824,7 @@ def config_from_args(args: argparse.Namespace) -> ClosedLoopConfig:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from moodmusic.cli import command_line
+    from moodmusic.commandline import command_line
     from moodmusic.pipeline import load_pipeline
 
     torch.set_num_threads(args.threads)

@@ -248,7 +248,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from moodmusic.cli import command_line
+    from moodmusic.commandline import command_line
     from moodmusic.pipeline import load_pipeline
 
     torch.set_num_threads(args.threads)

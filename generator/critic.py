@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     best = train(config)
     print(json.dumps(best))
     if args.export:
-        from moodmusic.cli import command_line
+        from moodmusic.commandline import command_line
 
         export(Path(config.out) / "best", config, best, command_line(args))
     return 0

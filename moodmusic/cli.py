@@ -42,17 +42,6 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
 DEFAULT_SUBCOMMANDS = {"evaluate": "chain", "bench": "all"}
 
 
-def candidates_argument(text: str) -> int:
-    """argparse type of --candidates (generate, evaluate chain, serve): a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 (1: plain sampling), got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moodmusic", description="Mood-conditioned music generation, analysis and narration.")
     groups: dict[str, argparse._SubParsersAction] = {}
@@ -77,12 +66,6 @@ def with_default_subcommand(argv: list[str]) -> list[str]:
         if not rest or (rest[0].startswith("-") and rest[0] not in ("-h", "--help")):
             return [argv[0], DEFAULT_SUBCOMMANDS[argv[0]], *rest]
     return argv
-
-
-def command_line(args: argparse.Namespace) -> str:
-    """The command as given (`moodmusic ...`), for reports and manifests; also right when main() is
-    called with its own argv (tests, scripts), where sys.argv is somebody else's."""
-    return getattr(args, "command_line", None) or "moodmusic " + shlex.join(sys.argv[1:])
 
 
 def _input_errors() -> tuple[type[Exception], ...]:
