@@ -122,7 +122,7 @@ class StreamLimiter:
 
 @router.websocket("/v1/stream")
 async def stream(websocket: WebSocket) -> None:
-    from games.stream import LiveStream
+    from moodmusic.livestream import LiveStream
 
     from fastapi import HTTPException
 

@@ -5,7 +5,7 @@ Layers, lowest first; a module may import from its own layer or lower ones:
 - L0 the leaf ``moodmusic`` (every module of moodmusic/ but the chain and the top ones below):
   mood space, mel, audio, mastering, checkpoints, tonality, tempo, loops, shared types.
 - L1 the stages: ``corpus``, ``generator``, ``vocoder``, ``classifier``, ``narrator``.
-- L2 the chain: ``moodmusic.pipeline``.
+- L2 the chain: ``moodmusic.pipeline``, and its live form ``moodmusic.livestream``.
 - L3 ``evaluation``.
 - L4 the top: ``server``, ``games``, ``moodmusic.cli``, ``moodmusic.client``.
 
@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Modules of the moodmusic package that are not in the leaf layer.
 SPECIAL = {
     "moodmusic.pipeline": 2,
+    "moodmusic.livestream": 2,
     "moodmusic.cli": 4,
     "moodmusic.client": 4,
 }
