@@ -1,8 +1,9 @@
 """The `moodmusic` command line: one subcommand per job.
 
 Each stage owns its command's arguments and work in its own package (`corpus.cli`,
-`classifier.cli`, ...); this module only assembles the parser. Those `cli` modules import torch and the
-models inside `run`, so building the parser stays fast.
+`classifier.cli`, ...; the whole chain's `generate` in `moodmusic.generate`); this module only
+assembles the parser. Those `cli` modules import torch and the models inside `run`, so building the
+parser stays fast.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("train", "vocoder"), "vocoder.cli", "train (or resume) the HiFi-GAN vocoder with accelerate"),
     (("train", "generator"), "generator.train", "train (or resume) the autoregressive conditional GAN with accelerate"),
     (("train", "critic"), "generator.critic", "train the mode critic (major or minor, from the mel) that guides the generator's training (not shipped)"),
-    (("generate",), "generator.cli", "compose a clip for a mood (or a trajectory): WAV, mel, analysis and narration"),
+    (("generate",), "moodmusic.generate", "compose a clip for a mood (or a trajectory): WAV, mel, analysis and narration"),
     (("bank",), "games.bank", "render a bank of seamless loops over the mood square for game middleware"),
     (("evaluate", "vocoder"), "vocoder.evaluate", "copy-synthesis vs Griffin-Lim, speed and streaming -> docs/vocoder.md"),
     (("serve",), "server.cli", "the HTTP service: clips by mood, analysis and narration, a web page (FastAPI + uvicorn)"),

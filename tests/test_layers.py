@@ -5,7 +5,8 @@ Layers, lowest first; a module may import from its own layer or lower ones:
 - L0 the leaf ``moodmusic`` (every module of moodmusic/ but the chain and the top ones below):
   mood space, mel, audio, mastering, checkpoints, tonality, tempo, loops, shared types.
 - L1 the stages: ``corpus``, ``generator``, ``vocoder``, ``classifier``, ``narrator``.
-- L2 the chain: ``moodmusic.pipeline``, and its live form ``moodmusic.livestream``.
+- L2 the chain: ``moodmusic.pipeline``, its live form ``moodmusic.livestream`` and its command
+  ``moodmusic.generate`` (`moodmusic generate`).
 - L3 ``evaluation``.
 - L4 the top: ``server``, ``games``, ``moodmusic.cli``, ``moodmusic.client``.
 
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECIAL = {
     "moodmusic.pipeline": 2,
     "moodmusic.livestream": 2,
+    "moodmusic.generate": 2,
     "moodmusic.cli": 4,
     "moodmusic.client": 4,
 }
