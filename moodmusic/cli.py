@@ -19,7 +19,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("corpus", "annotate"), "corpus.annotate", "add cue tracks (where the graded valence cues sound) to a corpus built before they existed"),
     (("corpus", "real"), "corpus.real", "cut weakly labelled excerpts of the real game soundtracks Debian ships (the real-music evaluation set)"),
     (("corpus", "check"), "corpus.audibility", "measure that the corpus labels are audible, without using them"),
-    (("corpus", "rerender"), "corpus.rerender", "pass a corpus through a vocoder (audio -> mel -> audio): the renderer's marks, to train the classifier on"),
+    (("corpus", "rerender"), "vocoder.rerender", "pass a corpus through a vocoder (audio -> mel -> audio): the renderer's marks, to train the classifier on"),
     (("narrate",), "narrator.cli", "analyse an audio file (or a saved analysis) and tell in words what it feels like"),
     (("bench", "narrator"), "narrator.bench", "time the template narrator and measure its acceptance properties"),
     (("train", "classifier"), "classifier.train", "train the mood classifier (CRNN) with accelerate"),
