@@ -203,3 +203,15 @@ def test_no_cycle_between_modules():
     _, edges = _graph()
     cycles = _cycles({module: set(targets) for module, targets in edges.items()})
     assert not cycles, "module cycles:\n" + _cycle_report(cycles, edges)
+
+
+def test_the_checks_catch_what_they_should(tmp_path):
+    """The walk itself: a function-local import and a relative one are seen, and a cycle is found."""
+    modules = {"corpus": tmp_path / "corpus" / "__init__.py", "corpus.a": tmp_path / "a.py", "corpus.b": tmp_path / "b.py"}
+    modules["corpus.a"].write_text("def f():\n    from corpus.b import g\n")
+    modules["corpus.b"].write_text("from .a import f\n")
+    assert _imports("corpus.a", modules["corpus.a"], modules) == [("corpus.b", 2)]
+    assert _imports("corpus.b", modules["corpus.b"], modules) == [("corpus.a", 1)]
+    assert _cycles({"corpus.a": {"corpus.b"}, "corpus.b": {"corpus.a"}}) == [["corpus.a", "corpus.b"]]
+    assert _cycles({"corpus.a": {"corpus.b"}, "corpus.b": set()}) == []
+    assert _layer("moodmusic.mood") == 0 and _layer("moodmusic.pipeline") == 2 and _layer("moodmusic.cli") == 4
