@@ -278,9 +278,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import classifier as classifier_stage
-    from evaluation.plots import plot_confusion, plot_scatter
+    from moodmusic.plots import plot_confusion, plot_scatter
     from moodmusic.checkpoints import parameter_count
-    from moodmusic.cli import command_line
+    from moodmusic.commandline import command_line
 
     torch.set_num_threads(2)
     out = Path(args.out)
@@ -310,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
         plot_confusion(metrics["confusion"], f"test split, {name} ({metrics['clips']} clips)", out / f"classifier_confusion_{name}.png")
     report["level_invariance"] = level_invariance(model, Path(args.corpus))
     if args.real:
-        from evaluation.plots import plot_labelled_points
+        from moodmusic.plots import plot_labelled_points
 
         report["real"] = real_music(model, Path(args.real))
         plot_labelled_points(np.array(report["real"]["points"]), report["real"]["labels"],

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from classifier.analysis import Analysis, MoodReading, TimelineWindow
+from moodmusic.analysis import Analysis, MoodReading, TimelineWindow
 from classifier.features import context_profile, tonal_features
 from classifier.model import ClassifierConfig, MoodCRNN
 from moodmusic import checkpoints

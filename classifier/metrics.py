@@ -7,7 +7,7 @@ import torch
 
 from classifier.data import Example
 from classifier.inference import MoodClassifier
-from evaluation.metrics import quadrant_confusion
+from moodmusic.metrics import quadrant_confusion
 from moodmusic.mood import quadrant_indices
 
 

@@ -1,6 +1,6 @@
 """`moodmusic corpus check`: are the corpus labels audible to an analysis that never sees them?
 
-For each clip the independent acoustic judge (evaluation/acoustic.py) measures tempo, onset
+For each clip the independent acoustic judge (moodmusic/acoustic.py) measures tempo, onset
 rate, loudness and a major/minor estimate; we then correlate them with the labels. Targets
 (the corpus audibility targets): Spearman(arousal, tempo) and Spearman(arousal, loudness) >= 0.5, and the mode
 estimate agrees with the sign of valence on >= 75% of clips.
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _features(path: str) -> dict:
     import soundfile
 
-    from evaluation.acoustic import acoustic_features
+    from moodmusic.acoustic import acoustic_features
 
     samples, rate = soundfile.read(path, dtype="float32")
     return acoustic_features(samples, rate).as_dict()
@@ -39,7 +39,7 @@ def check(corpus: Path, limit: int = 0, workers: int = 2) -> dict:
     from scipy.stats import spearmanr
     from tqdm import tqdm
 
-    from evaluation.acoustic import warm_up
+    from moodmusic.acoustic import warm_up
 
     with open(corpus / "manifest.csv") as f:
         rows = list(csv.DictReader(f))

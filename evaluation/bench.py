@@ -196,8 +196,8 @@ def bench_streams(pipeline, config: BenchConfig) -> dict:
 
 def bench_loops(pipeline, config: BenchConfig) -> dict:
     """Seams of loops over a 3 x 3 mood grid x 2 seeds (the two loop-seam criteria, moodmusic.loops.seam_metrics)."""
-    from games.bank import grid_points
     from moodmusic.loops import seam_metrics
+    from moodmusic.mood import grid_points
 
     points = grid_points(2, 2) if config.repeats == 1 else grid_points(3, 3)
     seams = []
@@ -453,7 +453,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moodmusic.cli import command_line
+    from moodmusic.commandline import command_line
     from moodmusic.pipeline import load_pipeline
 
     chosen = {"repeats": args.repeats, "seconds": args.seconds, "stream_seconds": args.stream_seconds, "streams": args.streams,

@@ -4,7 +4,7 @@ A grid of moods x seeds goes through the whole chain (generator -> vocoder -> cl
 the report says:
 - mood: the quadrant confusion (asked vs heard) and accuracy, asked-vs-heard scatter, MAE and Spearman
   per dimension;
-- the independent acoustic judge (evaluation/acoustic.py: tempo, onset rate, loudness, centroid, mode),
+- the independent acoustic judge (moodmusic/acoustic.py: tempo, onset rate, loudness, centroid, mode),
   which uses no model of ours, correlated with the asked mood (and, as a reference, with the labels of
   real test clips);
 - diversity: mean pairwise log-mel L1 between seeds of one mood, against the same between different real
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.metrics import frechet_distance, mean_pairwise_l1, quadrant_confusion, spearman
+from moodmusic.metrics import frechet_distance, mean_pairwise_l1, quadrant_confusion, spearman
 from moodmusic.mood import QUADRANTS, quadrant
 
 # The closed loop's targets: (key in the report, comparison, threshold, wording).
@@ -163,7 +163,7 @@ def _timed(timings: dict[str, float], name: str):
 def _acoustic_numbers(samples: np.ndarray) -> dict:
     import warnings
 
-    from evaluation.acoustic import acoustic_features
+    from moodmusic.acoustic import acoustic_features
 
     with warnings.catch_warnings():  # near-silent clips (an untrained model) make librosa warn once per clip
         warnings.filterwarnings("ignore", message="Trying to estimate tuning", category=UserWarning)
@@ -579,7 +579,7 @@ def _example_mels(artifacts: dict) -> list[tuple[str, list[tuple[str, np.ndarray
 
 
 def write_images(report: dict, artifacts: dict, out: Path, prefix: str = "evaluation") -> dict[str, str]:
-    from evaluation.plots import plot_confusion, plot_embeddings, plot_feature_scatter, plot_mel_grid, plot_scatter
+    from moodmusic.plots import plot_confusion, plot_embeddings, plot_feature_scatter, plot_mel_grid, plot_scatter
 
     images = {}
     mood, records = report["mood"], report["per_clip"]
@@ -704,7 +704,7 @@ def markdown(report: dict, command: str) -> str:
         lines += [
             "## The independent acoustic judge",
             "",
-            "librosa tempo and onset rate, RMS loudness, spectral centroid and a Krumhansl major/minor estimate (`evaluation/acoustic.py`);",
+            "librosa tempo and onset rate, RMS loudness, spectral centroid and a Krumhansl major/minor estimate (`moodmusic/acoustic.py`);",
             "no model of ours. Spearman correlation of each feature with the asked valence and arousal"
             + (", and with the labels of the real reference clips for comparison:" if real_acoustic else ":"),
             "",
@@ -789,7 +789,7 @@ QUICK_OUT = "runs/evaluation-quick"  # a quick run must not overwrite the commit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from moodmusic.cli import candidates_argument
+    from moodmusic.commandline import candidates_argument
 
     defaults = ClosedLoopConfig()
     parser.add_argument("--quick", action="store_true", help="the CI grid: 3 x 3 moods x 2 seeds of 4 s (written to runs/evaluation-quick unless --out)")
@@ -824,7 +824,7 @@ def config_from_args(args: argparse.Namespace) -> ClosedLoopConfig:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from moodmusic.cli import command_line
+    from moodmusic.commandline import command_line
     from moodmusic.pipeline import load_pipeline
 
     torch.set_num_threads(args.threads)

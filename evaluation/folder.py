@@ -136,7 +136,7 @@ def markdown(report: dict, image: str | None) -> str:
 
 
 def write_report(report: dict, out: Path, prefix: str = "folder") -> None:
-    from evaluation.plots import plot_mood_square
+    from moodmusic.plots import plot_mood_square
 
     out.mkdir(parents=True, exist_ok=True)
     analysed = [r for r in report["files"] if "error" not in r]

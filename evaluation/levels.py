@@ -116,7 +116,7 @@ def gain_step_db(out: np.ndarray, raw: np.ndarray, at: int) -> float:
 
 def stream_row(chain, route, seed: int, config: LevelsConfig) -> dict:
     """One live stream through its route: its level report, short-term tracking and chunk joins."""
-    from games.stream import LiveStream
+    from moodmusic.livestream import LiveStream
 
     live = LiveStream(chain, route[0], seed=seed, chunk_seconds=config.chunk_seconds)
     captured: list[np.ndarray] = []  # the stream before mastering, chunk by chunk, for comparison
@@ -248,7 +248,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from moodmusic.cli import command_line
+    from moodmusic.commandline import command_line
     from moodmusic.pipeline import load_pipeline
 
     torch.set_num_threads(args.threads)

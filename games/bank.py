@@ -17,18 +17,10 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from moodmusic.audio import OUTPUT_FORMATS
 from moodmusic.loops import seam_metrics
 from moodmusic.mel import SAMPLE_RATE
-
-
-def grid_points(rows: int, cols: int, extent: float = 0.8) -> list[tuple[int, int, float, float]]:
-    """(row, col, valence, arousal): columns run along valence, rows along arousal (row 0 = calmest)."""
-    valences = np.linspace(-extent, extent, cols) if cols > 1 else np.zeros(1)
-    arousals = np.linspace(-extent, extent, rows) if rows > 1 else np.zeros(1)
-    return [(r, c, round(float(v), 3), round(float(a), 3)) for r, a in enumerate(arousals) for c, v in enumerate(valences)]
+from moodmusic.mood import grid_points
 
 
 def parse_grid(text: str) -> tuple[int, int]:
@@ -99,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from generator.sampling import check_seconds
+    from moodmusic.trajectory import check_seconds
     from moodmusic.pipeline import load_pipeline
 
     rows, cols = parse_grid(args.grid)

@@ -16,14 +16,13 @@ _EXPORTS = {
     "load": "generator.inference",
     "MelGenerator": "generator.sampling",
     "Session": "generator.sampling",
-    "Trajectory": "generator.sampling",
     "GeneratorConfig": "generator.model",
 }
 
 if TYPE_CHECKING:
     from generator.inference import load
     from generator.model import GeneratorConfig
-    from generator.sampling import MelGenerator, Session, Trajectory
+    from generator.sampling import MelGenerator, Session
 
 __all__ = list(_EXPORTS)
 

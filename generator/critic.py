@@ -152,7 +152,7 @@ def validate(critic: ModeCritic, frames: list[torch.Tensor], valence: np.ndarray
 def train(config: CriticTrainConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from generator.train import load_training_mels
+    from generator.data import load_training_mels
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     best = train(config)
     print(json.dumps(best))
     if args.export:
-        from moodmusic.cli import command_line
+        from moodmusic.commandline import command_line
 
         export(Path(config.out) / "best", config, best, command_line(args))
     return 0

@@ -1,8 +1,9 @@
 """The `moodmusic` command line: one subcommand per job.
 
 Each stage owns its command's arguments and work in its own package (`corpus.cli`,
-`classifier.cli`, ...); this module only assembles the parser. Those `cli` modules import torch and the
-models inside `run`, so building the parser stays fast.
+`classifier.cli`, ...; the whole chain's `generate` in `moodmusic.generate`); this module only
+assembles the parser. Those `cli` modules import torch and the models inside `run`, so building the
+parser stays fast.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("corpus", "annotate"), "corpus.annotate", "add cue tracks (where the graded valence cues sound) to a corpus built before they existed"),
     (("corpus", "real"), "corpus.real", "cut weakly labelled excerpts of the real game soundtracks Debian ships (the real-music evaluation set)"),
     (("corpus", "check"), "corpus.audibility", "measure that the corpus labels are audible, without using them"),
-    (("corpus", "rerender"), "corpus.rerender", "pass a corpus through a vocoder (audio -> mel -> audio): the renderer's marks, to train the classifier on"),
+    (("corpus", "rerender"), "vocoder.rerender", "pass a corpus through a vocoder (audio -> mel -> audio): the renderer's marks, to train the classifier on"),
     (("narrate",), "narrator.cli", "analyse an audio file (or a saved analysis) and tell in words what it feels like"),
     (("bench", "narrator"), "narrator.bench", "time the template narrator and measure its acceptance properties"),
     (("train", "classifier"), "classifier.train", "train the mood classifier (CRNN) with accelerate"),
@@ -27,7 +28,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("train", "vocoder"), "vocoder.cli", "train (or resume) the HiFi-GAN vocoder with accelerate"),
     (("train", "generator"), "generator.train", "train (or resume) the autoregressive conditional GAN with accelerate"),
     (("train", "critic"), "generator.critic", "train the mode critic (major or minor, from the mel) that guides the generator's training (not shipped)"),
-    (("generate",), "generator.cli", "compose a clip for a mood (or a trajectory): WAV, mel, analysis and narration"),
+    (("generate",), "moodmusic.generate", "compose a clip for a mood (or a trajectory): WAV, mel, analysis and narration"),
     (("bank",), "games.bank", "render a bank of seamless loops over the mood square for game middleware"),
     (("evaluate", "vocoder"), "vocoder.evaluate", "copy-synthesis vs Griffin-Lim, speed and streaming -> docs/vocoder.md"),
     (("serve",), "server.cli", "the HTTP service: clips by mood, analysis and narration, a web page (FastAPI + uvicorn)"),
@@ -40,17 +41,6 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
 # A group named without its subcommand runs this one: `moodmusic evaluate --quick` is the closed loop,
 # `moodmusic bench` the whole benchmark (both spellings work).
 DEFAULT_SUBCOMMANDS = {"evaluate": "chain", "bench": "all"}
-
-
-def candidates_argument(text: str) -> int:
-    """argparse type of --candidates (generate, evaluate chain, serve): a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 (1: plain sampling), got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,12 +67,6 @@ def with_default_subcommand(argv: list[str]) -> list[str]:
         if not rest or (rest[0].startswith("-") and rest[0] not in ("-h", "--help")):
             return [argv[0], DEFAULT_SUBCOMMANDS[argv[0]], *rest]
     return argv
-
-
-def command_line(args: argparse.Namespace) -> str:
-    """The command as given (`moodmusic ...`), for reports and manifests; also right when main() is
-    called with its own argv (tests, scripts), where sys.argv is somebody else's."""
-    return getattr(args, "command_line", None) or "moodmusic " + shlex.join(sys.argv[1:])
 
 
 def _input_errors() -> tuple[type[Exception], ...]:

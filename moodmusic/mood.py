@@ -147,3 +147,10 @@ def resolve(mood: str | Mood | tuple[float, float]) -> Mood:
 def nearest_named(valence: float, arousal: float) -> str:
     """The named mood closest to a point (for labels in reports and the narrator)."""
     return min(NAMED_MOODS, key=lambda n: (NAMED_MOODS[n][0] - valence) ** 2 + (NAMED_MOODS[n][1] - arousal) ** 2)
+
+
+def grid_points(rows: int, cols: int, extent: float = 0.8) -> list[tuple[int, int, float, float]]:
+    """(row, col, valence, arousal): columns run along valence, rows along arousal (row 0 = calmest)."""
+    valences = np.linspace(-extent, extent, cols) if cols > 1 else np.zeros(1)
+    arousals = np.linspace(-extent, extent, rows) if rows > 1 else np.zeros(1)
+    return [(r, c, round(float(v), 3), round(float(a), 3)) for r, a in enumerate(arousals) for c, v in enumerate(valences)]

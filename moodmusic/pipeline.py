@@ -156,7 +156,7 @@ class Pipeline:
 
         The warp may read further than `frames` (it stretches by up to about 1.22x): the clip is written with
         GRID_LEAD_SECONDS to spare, and continued from its own last frames when the warp needs more."""
-        from generator.sampling import MIN_SECONDS, Trajectory
+        from moodmusic.trajectory import MIN_SECONDS, Trajectory
 
         lead = skip_frames / FRAMES_PER_SECOND + frames / FRAMES_PER_SECOND + GRID_LEAD_SECONDS
         mel = self.generator.generate(mood, seconds, seed=seed, progress=progress, extra_seconds=max(0.0, lead - seconds))
@@ -179,7 +179,7 @@ class Pipeline:
         """A clip for a mood (name, Mood, (v, a)) or a trajectory [(t, v, a), ...] of `seconds`, on a tempo grid
         (`bpm`, `beats_per_bar`; default: the mood's tempo in 4/4). A loop lasts the whole number of bars nearest
         `seconds` and starts on a bar line."""
-        from generator.sampling import MAX_SECONDS, Trajectory, check_seconds
+        from moodmusic.trajectory import MAX_SECONDS, Trajectory, check_seconds
 
         seconds = check_seconds(seconds)
         trajectory = Trajectory.of(mood)
@@ -223,7 +223,7 @@ class Pipeline:
     ) -> Clip:  # fmt: skip
         """A 1-3 s clip for a game event that fits `mood`: its mood path and loudness follow the event; its
         beats fall on the grid (`bpm`, `beats_per_bar`, default the mood's tempo; pass the music's), starting on beat 1."""
-        from generator.sampling import Trajectory
+        from moodmusic.trajectory import Trajectory
         from moodmusic.mood import resolve
 
         if not 1.0 <= seconds <= 3.0:

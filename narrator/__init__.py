@@ -34,7 +34,7 @@ from narrator.template import TemplateNarrator, template_narration
 from narrator.words import MOOD_WORDS, names_mood, synonyms
 
 if TYPE_CHECKING:
-    from classifier.analysis import Analysis
+    from moodmusic.analysis import Analysis
 
 
 @functools.lru_cache(maxsize=8)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from classifier.analysis import Analysis
+    from moodmusic.analysis import Analysis
 
 
 @dataclass

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from classifier.analysis import Analysis
+    from moodmusic.analysis import Analysis
 
 
 def random_analysis(rng: random.Random) -> Analysis:
     """A random but well-formed Analysis (standard library only, so it is cheap and reproducible)."""
-    from classifier.analysis import Analysis, MoodReading, TimelineWindow
+    from moodmusic.analysis import Analysis, MoodReading, TimelineWindow
     from moodmusic.mood import QUADRANTS
 
     def dirichlet() -> dict[str, float]:

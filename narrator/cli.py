@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_analysis(path: str):
-    from classifier.analysis import Analysis
+    from moodmusic.analysis import Analysis
 
     try:
         data = json.loads(Path(path).read_text())

@@ -26,7 +26,7 @@ from narrator.template import TemplateNarrator, movement, template_narration
 from narrator.words import names_mood
 
 if TYPE_CHECKING:
-    from classifier.analysis import Analysis
+    from moodmusic.analysis import Analysis
 
 # The Analyst-Interpreter paper's Table 2, verbatim; {primary_mood} and {mood_details} come from the analysis.
 TABLE2_PROMPT = (

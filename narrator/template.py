@@ -19,7 +19,7 @@ from narrator.base import Narration
 from narrator.words import MOOD_WORDS
 
 if TYPE_CHECKING:
-    from classifier.analysis import Analysis, MoodReading
+    from moodmusic.analysis import Analysis, MoodReading
 
 SECONDARY_NAMED = 0.2  # the secondary mood is always named from this weight on
 SECONDARY_HINTED = 0.08  # below this weight the secondary mood is too faint to mention

@@ -106,7 +106,7 @@ def seam_metrics_at(audio: np.ndarray, rate: int, seam_metrics) -> dict:
 
 def check_stream_changes(chain, changes: int, rate: int) -> dict:
     """Mood changes asked `at="bar"` at random moments of a live stream: where each took effect against its bar line."""
-    from games.stream import LiveStream
+    from moodmusic.livestream import LiveStream
     from moodmusic.mel import FRAMES_PER_SECOND
 
     rng = np.random.default_rng(0)
@@ -129,7 +129,7 @@ def check_stream_changes(chain, changes: int, rate: int) -> dict:
 
 def check_stream_pulse(chain, seconds: float = 30.0) -> dict:
     """How a live stream's music sits on its grid (not warped: a stream cannot look ahead), by the same beat judge."""
-    from games.stream import LiveStream
+    from moodmusic.livestream import LiveStream
 
     rows = []
     for mood in ("calm", "sad", "tense", "happy"):

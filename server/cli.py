@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from moodmusic.cli import candidates_argument
+    from moodmusic.commandline import candidates_argument
 
     # Defaults are None: an unset flag leaves the environment's (or the built-in) value.
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1; MOODMUSIC_HOST)")

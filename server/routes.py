@@ -15,7 +15,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from generator.sampling import Trajectory
+from moodmusic.trajectory import Trajectory
 from moodmusic.audio import OUTPUT_FORMATS, load_audio
 from moodmusic.loopfiles import encode_clip
 from moodmusic.mel import SAMPLE_RATE

@@ -1,7 +1,7 @@
 """The API's request and response bodies (pydantic), as they appear at /docs.
 
 Ranges that belong to the mood space or to the pipeline are checked by their one definition
-(`moodmusic.mood.Mood`, `generator.sampling.check_seconds`, `Pipeline.stinger`); the fields here only
+(`moodmusic.mood.Mood`, `moodmusic.trajectory.check_seconds`, `Pipeline.stinger`); the fields here only
 say what they are and which types they take. Duration bounds are the pipeline's constants, imported.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
-from generator.sampling import MAX_SECONDS, MIN_SECONDS
+from moodmusic.trajectory import MAX_SECONDS, MIN_SECONDS
 from moodmusic.audio import OUTPUT_FORMATS
 from moodmusic.loopfiles import OUTPUT_SAMPLE_RATES
 from moodmusic.tempo import BEATS_PER_BAR_CHOICES, MAX_BPM, MIN_BPM

@@ -65,6 +65,22 @@ class RateLimiter:
             )
 
 
+class StreamLimiter:
+    """How many streams may run at once (each costs a share of the CPU for as long as it lasts)."""
+
+    def __init__(self, max_streams: int):
+        self.max_streams, self.active = max_streams, 0
+
+    def try_acquire(self) -> bool:
+        if self.active >= self.max_streams:
+            return False
+        self.active += 1
+        return True
+
+    def release(self) -> None:
+        self.active -= 1
+
+
 def check_access(authorization: str | None, api_keys: tuple[str, ...], limiter: RateLimiter, address: str) -> str | None:
     """Authenticate, then take a token from the key's bucket (or the address's, with no keys configured). A
     failed authentication takes one from the address's bucket first, so guessing keys meets the rate limit

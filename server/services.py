@@ -17,10 +17,9 @@ from starlette.requests import HTTPConnection
 
 from moodmusic.pipeline import Pipeline, load_pipeline
 from server.metrics import Metrics
-from server.security import RateLimiter
+from server.security import RateLimiter, StreamLimiter
 from server.settings import Settings
 from server.store import ClipStore
-from server.stream import StreamLimiter
 from server.workers import WorkerPool
 
 log = logging.getLogger("moodmusic.server")

@@ -104,29 +104,12 @@ async def _receive_object(websocket: WebSocket) -> dict:
     return value
 
 
-class StreamLimiter:
-    """How many streams may run at once (each costs a share of the CPU for as long as it lasts)."""
-
-    def __init__(self, max_streams: int):
-        self.max_streams, self.active = max_streams, 0
-
-    def try_acquire(self) -> bool:
-        if self.active >= self.max_streams:
-            return False
-        self.active += 1
-        return True
-
-    def release(self) -> None:
-        self.active -= 1
-
-
 @router.websocket("/v1/stream")
 async def stream(websocket: WebSocket) -> None:
-    from games.stream import LiveStream
-
     from fastapi import HTTPException
 
-    from server.security import check_access
+    from moodmusic.livestream import LiveStream
+    from server.security import StreamLimiter, check_access
     from server.services import get_services
 
     services = get_services(websocket)

@@ -15,6 +15,7 @@ from classifier.model import MoodCRNN
 from corpus.cues import Performance
 from corpus.render import arrange, render_clips, soundfont_path
 from corpus.scores import Piece
+from moodmusic.analysis import Analysis
 from moodmusic.audio import AudioDecodeError
 from moodmusic.cli import main
 from moodmusic.mel import SAMPLE_RATE
@@ -216,7 +217,7 @@ def test_analysis_has_timeline_distributions_and_embedding(shipped):
         assert -1 <= reading.valence <= 1 and -1 <= reading.arousal <= 1
     assert len(analysis.embedding) == 128
     assert json.loads(json.dumps(analysis.as_dict()))["primary_mood"] in ("chill", "energy", "emotion", "upbeat")
-    assert classifier.Analysis.from_dict(analysis.as_dict()).overall == analysis.overall
+    assert Analysis.from_dict(analysis.as_dict()).overall == analysis.overall
 
 
 def test_short_long_and_encoded_inputs(shipped, tmp_path):

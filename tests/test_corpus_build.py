@@ -105,7 +105,7 @@ def test_rerender_passes_a_split_through_the_renderer_and_resumes(tmp_path, caps
     assert main(["corpus", "rerender", "--from", str(source), "--out", str(out), "--split", "train"]) == 0
     assert "0 clips rendered" in capsys.readouterr().out  # resumed: nothing left to do
     with pytest.raises(DatasetError, match="no manifest.csv"):
-        from corpus.rerender import rerender
+        from vocoder.rerender import rerender
 
         rerender(tmp_path / "nowhere", out)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from evaluation.metrics import frechet_distance, frechet_distance_from_stats, mean_pairwise_l1, quadrant_confusion, spearman
+from moodmusic.metrics import frechet_distance, frechet_distance_from_stats, mean_pairwise_l1, quadrant_confusion, spearman
 from moodmusic.mel import SAMPLE_RATE
 from moodmusic.mood import NAMED_MOODS
 from conftest import finite_numbers, tone, write_tiny_corpus

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from generator.model import DiscriminatorConfig, GeneratorConfig, MelSliceGenerator, SliceDiscriminator
-from generator.sampling import MAX_SECONDS, MelGenerator, Trajectory, check_seconds
+from generator.sampling import MelGenerator
 from moodmusic.mel import FRAMES_PER_SECOND, LOG_FLOOR, N_MELS
 from moodmusic.mood import MoodError
 from moodmusic.loops import equal_power_loop
 from moodmusic.pipeline import stinger_envelope, stinger_trajectory
+from moodmusic.trajectory import MAX_SECONDS, Trajectory, check_seconds
 
 TINY = GeneratorConfig(channels=32, dilations=[1, 2], latent_dim=8, condition_dim=16)
 

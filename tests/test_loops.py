@@ -112,7 +112,7 @@ def test_bank_files_carry_the_manifests_loop_points_and_bars_at_48_khz(tiny_chec
 def test_loops_of_any_allowed_length_are_whole_bars(tiny_checkpoints, seconds, bpm, beats_per_bar):
     # Regression: the material for a loop was rounded to frames and fell a few samples short of what
     # the seam search reads at 30, 60 and 120 s; and 120 s plus the loop's extras was refused as over 120 s.
-    from generator.sampling import MAX_SECONDS
+    from moodmusic.trajectory import MAX_SECONDS
     from moodmusic.pipeline import load_pipeline
 
     clip = load_pipeline(tiny_checkpoints).compose("calm", seconds, seed=1, verify=False, narrate=False, loop=True, bpm=bpm, beats_per_bar=beats_per_bar)

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from classifier.analysis import Analysis, MoodReading, TimelineWindow
+from moodmusic.analysis import Analysis, MoodReading, TimelineWindow
 from narrator import (
     LlamaCppNarrator,
     Narration,

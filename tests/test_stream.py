@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from games.stream import LiveStream
+from moodmusic.livestream import LiveStream
 from moodmusic import mastering
 from moodmusic.mastering import StreamMaster
 from moodmusic.mel import SAMPLE_RATE

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moodmusic.cli import command_line
+    from moodmusic.commandline import command_line
 
     import torch
 

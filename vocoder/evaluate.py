@@ -315,7 +315,7 @@ All numbers are in `docs/vocoder_eval.json`.
 
 def run(args: argparse.Namespace) -> int:
     from moodmusic import checkpoints
-    from moodmusic.cli import command_line
+    from moodmusic.commandline import command_line
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

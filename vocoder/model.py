@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,9 +27,7 @@ import yaml
 from moodmusic import checkpoints
 from moodmusic.checkpoints import CheckpointError
 from moodmusic.mel import HOP_LENGTH, MEL, N_MELS, SAMPLE_RATE, SinusoidMelInverse
-
-if TYPE_CHECKING:
-    from vocoder.streaming import StreamRenderer
+from vocoder.streaming import StreamRenderer
 
 STAGE = "vocoder"
 GRIFFIN_LIM = "griffinlim"
@@ -191,8 +189,6 @@ class Vocoder:
 
     def stream(self, lookahead_frames: int | None = None) -> StreamRenderer:
         """A renderer for a mel that arrives in chunks (vocoder/streaming.py)."""
-        from vocoder.streaming import StreamRenderer
-
         return StreamRenderer(self, lookahead_frames=lookahead_frames)
 
     def __repr__(self) -> str:

@@ -14,19 +14,26 @@ between renders) into a short blend instead of a step.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from moodmusic.mel import HOP_LENGTH, N_MELS
 
-if TYPE_CHECKING:
-    from vocoder.model import Vocoder
+
+class Renderer(Protocol):
+    """What a StreamRenderer needs of a vocoder (every vocoder.model.Vocoder has it)."""
+
+    device: torch.device
+    context_frames: int
+    crossfade_samples: int
+
+    def render(self, mels: torch.Tensor) -> torch.Tensor: ...
 
 
 class StreamRenderer:
-    def __init__(self, vocoder: Vocoder, lookahead_frames: int | None = None, context_frames: int | None = None):
+    def __init__(self, vocoder: Renderer, lookahead_frames: int | None = None, context_frames: int | None = None):
         self.vocoder = vocoder
         self.context = vocoder.context_frames if context_frames is None else int(context_frames)
         self.lookahead = vocoder.context_frames if lookahead_frames is None else int(lookahead_frames)

@@ -1,6 +1,6 @@
 """A live stream that follows a game's mood: PCM chunks generated ahead of playback.
 
-    from games.stream import LiveStream
+    from moodmusic.livestream import LiveStream
     live = LiveStream(chain, mood="calm", seed=1)   # chain: moodmusic.pipeline.Pipeline
     chunk = live.next_chunk()                        # Chunk(sequence=0, pcm=b"...", valence, arousal, ...)
     live.set_mood(-0.6, 0.7, transition_s=3.0)      # glides over 3 s, like an RTPC with smoothing

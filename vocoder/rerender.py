@@ -26,17 +26,17 @@ def rerender(source: Path, out: Path, renderer: str = "griffinlim", split: str =
     import torch
     from tqdm import tqdm
 
-    import vocoder
     from corpus.loaders import DatasetError, corpus_manifest
     from moodmusic.audio import load_audio, write_wav
     from moodmusic.mel import log_mel
+    from vocoder.model import load as load_vocoder
 
     with open(corpus_manifest(source)) as f:
         reader = csv.DictReader(f)
         fields, rows = reader.fieldnames, [row for row in reader if not split or row["split"] == split]
     if not rows:
         raise DatasetError(f"{source}: no clips{' in the ' + split + ' split' if split else ''}")
-    render = vocoder.load(renderer)
+    render = load_vocoder(renderer)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     rendered = 0
     for row in tqdm(rows, desc=f"rerender ({render.name})", unit="clip", disable=not progress):

@@ -23,7 +23,7 @@ def parse_trajectory(text: str) -> list[tuple[float, float, float]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from moodmusic.cli import candidates_argument
+    from moodmusic.commandline import candidates_argument
 
     mood = parser.add_mutually_exclusive_group()
     mood.add_argument("--mood", help="a named mood (see `moodmusic generate --list-moods`)")

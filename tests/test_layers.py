@@ -1,0 +1,217 @@
+"""The packages are layered, and no import goes upward or round in a circle.
+
+Layers, lowest first; a module may import from its own layer or lower ones:
+
+- L0 the leaf ``moodmusic`` (every module of moodmusic/ but the chain and the top ones below):
+  mood space, mel, audio, mastering, checkpoints, tonality, tempo, loops, shared types.
+- L1 the stages: ``corpus``, ``generator``, ``vocoder``, ``classifier``, ``narrator``.
+- L2 the chain: ``moodmusic.pipeline``, its live form ``moodmusic.livestream`` and its command
+  ``moodmusic.generate`` (`moodmusic generate`).
+- L3 ``evaluation``.
+- L4 the top: ``server``, ``games``, ``moodmusic.cli``, ``moodmusic.client``.
+
+Every ``import`` and ``from ... import`` counts, function-local ones included (an import hidden in
+a function is still a dependency). On top of the layer order there must be no cycle between
+packages (stages importing each other in a circle) nor between modules.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Modules of the moodmusic package that are not in the leaf layer.
+SPECIAL = {
+    "moodmusic.pipeline": 2,
+    "moodmusic.livestream": 2,
+    "moodmusic.generate": 2,
+    "moodmusic.cli": 4,
+    "moodmusic.client": 4,
+}
+PACKAGES = {
+    "moodmusic": 0,
+    "corpus": 1,
+    "generator": 1,
+    "vocoder": 1,
+    "classifier": 1,
+    "narrator": 1,
+    "evaluation": 3,
+    "server": 4,
+    "games": 4,
+}
+LAYER_NAMES = {0: "L0 leaf", 1: "L1 stages", 2: "L2 chain", 3: "L3 evaluation", 4: "L4 top"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            found[_module_name(path)] = path
+    return found
+
+
+def _resolve(name: str, modules: dict[str, Path]) -> str | None:
+    """The project module that ``name`` means (a module, or a package's __init__); None if outside."""
+    if name.split(".")[0] not in PACKAGES:
+        return None
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imports(module: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, int]]:
+    """(imported project module, line) for every import in the file, at any depth."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    is_package = path.name == "__init__.py"
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                target = _resolve(alias.name, modules)
+                if target:
+                    out.append((target, node.lineno))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".")
+                if not is_package:
+                    base = base[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                stem = ".".join(base + ([node.module] if node.module else []))
+            else:
+                stem = node.module or ""
+            for alias in node.names:
+                # ``from pkg import mod`` imports the module pkg.mod when there is one.
+                full = f"{stem}.{alias.name}"
+                target = _resolve(full if full in modules else stem, modules)
+                if target:
+                    out.append((target, node.lineno))
+    return out
+
+
+def _unit(module: str) -> str:
+    """The package a module counts in: its top-level package, but the chain and top modules of
+    moodmusic count on their own (they sit in other layers than the leaf)."""
+    return module if module in SPECIAL else module.split(".")[0]
+
+
+def _layer(module: str) -> int:
+    return SPECIAL.get(module, PACKAGES[module.split(".")[0]])
+
+
+def _graph():
+    modules = _modules()
+    edges: dict[str, dict[str, int]] = {m: {} for m in modules}
+    for module, path in modules.items():
+        for target, line in _imports(module, path, modules):
+            if target != module:
+                edges[module].setdefault(target, line)
+    return modules, edges
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one node (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = [0]
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def _cycle_report(cycles: list[list[str]], edges: dict[str, dict[str, int]], unit=lambda m: m) -> str:
+    lines = []
+    for component in cycles:
+        members = set(component)
+        lines.append("cycle: " + " <-> ".join(component))
+        for module in sorted(edges):
+            for target, line in sorted(edges[module].items()):
+                if unit(module) in members and unit(target) in members and unit(module) != unit(target):
+                    lines.append(f"    {module}:{line} imports {target}")
+    return "\n".join(lines)
+
+
+def test_the_walk_sees_the_packages():
+    modules, edges = _graph()
+    for package in PACKAGES:
+        assert package in modules, package
+    for module in SPECIAL:
+        assert module in modules, module
+    assert sum(len(targets) for targets in edges.values()) > 100
+
+
+def test_no_import_goes_up_a_layer():
+    _, edges = _graph()
+    upward = []
+    for module, targets in sorted(edges.items()):
+        for target, line in sorted(targets.items()):
+            if _layer(target) > _layer(module):
+                upward.append(
+                    f"{module}:{line} ({LAYER_NAMES[_layer(module)]}) imports {target} "
+                    f"({LAYER_NAMES[_layer(target)]})"
+                )
+    assert not upward, "upward imports:\n" + "\n".join(upward)
+
+
+def test_no_cycle_between_packages():
+    _, edges = _graph()
+    graph: dict[str, set[str]] = {}
+    for module, targets in edges.items():
+        for target in targets:
+            if _unit(module) != _unit(target):
+                graph.setdefault(_unit(module), set()).add(_unit(target))
+    cycles = _cycles(graph)
+    assert not cycles, "package cycles:\n" + _cycle_report(cycles, edges, _unit)
+
+
+def test_no_cycle_between_modules():
+    _, edges = _graph()
+    cycles = _cycles({module: set(targets) for module, targets in edges.items()})
+    assert not cycles, "module cycles:\n" + _cycle_report(cycles, edges)
+
+
+def test_the_checks_catch_what_they_should(tmp_path):
+    """The walk itself: a function-local import and a relative one are seen, and a cycle is found."""
+    modules = {"corpus": tmp_path / "corpus" / "__init__.py", "corpus.a": tmp_path / "a.py", "corpus.b": tmp_path / "b.py"}
+    modules["corpus.a"].write_text("def f():\n    from corpus.b import g\n")
+    modules["corpus.b"].write_text("from .a import f\n")
+    assert _imports("corpus.a", modules["corpus.a"], modules) == [("corpus.b", 2)]
+    assert _imports("corpus.b", modules["corpus.b"], modules) == [("corpus.a", 1)]
+    assert _cycles({"corpus.a": {"corpus.b"}, "corpus.b": {"corpus.a"}}) == [["corpus.a", "corpus.b"]]
+    assert _cycles({"corpus.a": {"corpus.b"}, "corpus.b": set()}) == []
+    assert _layer("moodmusic.mood") == 0 and _layer("moodmusic.pipeline") == 2 and _layer("moodmusic.cli") == 4
