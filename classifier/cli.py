@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from corpus.loaders import AUDIO_SUFFIXES
+from moodmusic.corpus.loaders import AUDIO_SUFFIXES
 
 CSV_COLUMNS = ["file", "duration", "loudness_lufs", "valence", "arousal", "quadrant", "primary_mood", "happy", "angry", "sad", "calm", "chill", "energy", "emotion", "upbeat"]
 
@@ -36,7 +36,7 @@ def expand(paths: list[str]) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    import classifier
+    from moodmusic import classifier
     from moodmusic.audio import AudioDecodeError
 
     model = classifier.load(args.checkpoint)

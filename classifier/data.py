@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from classifier.features import N_CHROMA, context_profile, tonal_features
-from corpus.cues import CUE_TRACKS
-from corpus.loaders import LabelledClip
+from moodmusic.classifier.features import N_CHROMA, context_profile, tonal_features
+from moodmusic.corpus.cues import CUE_TRACKS
+from moodmusic.corpus.loaders import LabelledClip
 from moodmusic.audio import load_audio
 from moodmusic.mastering import normalise_loudness
 from moodmusic.mel import LOG_FLOOR, N_MELS, log_mel

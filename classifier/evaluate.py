@@ -21,9 +21,9 @@ TARGETS = {"quadrant_accuracy": 0.85, "valence_mae": 0.15, "arousal_mae": 0.15, 
 
 
 def evaluate_split(classifier, corpus: Path, split: str = "test") -> tuple[dict, dict, list]:
-    from classifier.data import load_examples
-    from classifier.metrics import predict_examples, score
-    from corpus.loaders import load_any
+    from moodmusic.classifier.data import load_examples
+    from moodmusic.classifier.metrics import predict_examples, score
+    from moodmusic.corpus.loaders import load_any
 
     clips = [c for c in load_any(corpus) if c.split == split]
     examples = load_examples(clips, desc=f"loading {corpus.name}", semitones=classifier.model.reads_semitones, input_lufs=classifier.config.input_lufs)
@@ -33,7 +33,7 @@ def evaluate_split(classifier, corpus: Path, split: str = "test") -> tuple[dict,
 
 def level_invariance(classifier, corpus: Path, every: int = 4, quieter_db: float = 20.0) -> dict:
     """Every `every`-th test clip peak-normalised to -1 dBFS and the same 20 dB quieter: how far the reading moves."""
-    from corpus.loaders import load_any
+    from moodmusic.corpus.loaders import load_any
     from moodmusic.audio import load_audio
 
     changes = {"valence": [], "arousal": []}
@@ -53,8 +53,8 @@ def real_music(classifier, folder: Path, split: str = "test", quieter_db: float 
     excerpt, peak-normalised to -1 dBFS, plays `quieter_db` quieter, and what is heard at equal loudness
     (`equal_lufs`): do high-arousal labels sit above low-arousal ones, positive labels above 0 in valence,
     negative labels below."""
-    from corpus.loaders import load_real
-    from corpus.real import HIGH_AROUSAL_LABELS, LOW_AROUSAL_LABELS, NEGATIVE_LABELS, POSITIVE_LABELS
+    from moodmusic.corpus.loaders import load_real
+    from moodmusic.corpus.real import HIGH_AROUSAL_LABELS, LOW_AROUSAL_LABELS, NEGATIVE_LABELS, POSITIVE_LABELS
     from moodmusic.audio import load_audio
     from moodmusic.mastering import normalise_loudness
 
@@ -277,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    import classifier as classifier_stage
+    from moodmusic import classifier as classifier_stage
     from moodmusic.plots import plot_confusion, plot_scatter
     from moodmusic.checkpoints import parameter_count
     from moodmusic.commandline import command_line

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from moodmusic.analysis import Analysis, MoodReading, TimelineWindow
-from classifier.features import context_profile, tonal_features
-from classifier.model import ClassifierConfig, MoodCRNN
+from moodmusic.classifier.features import context_profile, tonal_features
+from moodmusic.classifier.model import ClassifierConfig, MoodCRNN
 from moodmusic import checkpoints
 from moodmusic.audio import AudioDecodeError, AudioTooShortError, load_audio
 from moodmusic.mastering import integrated_loudness, normalise_loudness

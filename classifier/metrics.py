@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from classifier.data import Example
-from classifier.inference import MoodClassifier
+from moodmusic.classifier.data import Example
+from moodmusic.classifier.inference import MoodClassifier
 from moodmusic.metrics import quadrant_confusion
 from moodmusic.mood import quadrant_indices
 

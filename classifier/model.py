@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from classifier.features import N_CHROMA, N_SEMITONES
+from moodmusic.classifier.features import N_CHROMA, N_SEMITONES
 from moodmusic.mel import N_MELS
 
 

@@ -58,12 +58,12 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    from classifier.data import AugmentConfig, CropDataset, load_examples, mel_statistics
-    from classifier.inference import MoodClassifier, build_model
-    from classifier.metrics import predict_examples, score
-    from classifier.model import ClassifierConfig
-    from corpus.cues import CUE_TRACKS
-    from corpus.loaders import load_any
+    from moodmusic.classifier.data import AugmentConfig, CropDataset, load_examples, mel_statistics
+    from moodmusic.classifier.inference import MoodClassifier, build_model
+    from moodmusic.classifier.metrics import predict_examples, score
+    from moodmusic.classifier.model import ClassifierConfig
+    from moodmusic.corpus.cues import CUE_TRACKS
+    from moodmusic.corpus.loaders import load_any
     from moodmusic import checkpoints
     from moodmusic.mood import QUADRANTS
 

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from corpus.build import annotate
+    from moodmusic.corpus.build import annotate
 
     started = time.perf_counter()
     clips = annotate(Path(args.corpus), args.workers)

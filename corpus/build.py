@@ -94,7 +94,7 @@ def draw_mood(clip_index: int, rng: np.random.Generator) -> tuple[float, float]:
 
 
 def plan(config: BuildConfig) -> list[Task]:
-    from corpus.scores import COLLECTIONS, candidate_paths
+    from moodmusic.corpus.scores import COLLECTIONS, candidate_paths
 
     per_piece = config.per_piece()
     n_tasks = math.ceil(config.clips / per_piece)
@@ -127,9 +127,9 @@ def plan(config: BuildConfig) -> list[Task]:
 
 def arrange_task(task: Task, config: BuildConfig) -> tuple[list[dict], list]:
     """One piece's clips as manifest rows (without `rms_db`) and arranged MIDI events, before any rendering."""
-    from corpus.cues import perform
-    from corpus.render import arrange, beat_quarters
-    from corpus.scores import excerpt, read_piece
+    from moodmusic.corpus.cues import perform
+    from moodmusic.corpus.render import arrange, beat_quarters
+    from moodmusic.corpus.scores import excerpt, read_piece
 
     piece = None
     for candidate in task.candidates:
@@ -164,7 +164,7 @@ def run_task(task: Task, config_dict: dict) -> list[dict]:
     """Render one piece's clips (runs in a worker process)."""
     import torch
 
-    from corpus.render import cue_tracks, render_clips, soundfont_path
+    from moodmusic.corpus.render import cue_tracks, render_clips, soundfont_path
     from moodmusic.audio import write_wav
     from moodmusic.mel import log_mel
 
@@ -188,7 +188,7 @@ def run_task(task: Task, config_dict: dict) -> list[dict]:
 def annotate_task(task: Task, config_dict: dict, recorded: dict[str, dict]) -> int:
     """Write the cue tracks of one rendered task's clips, re-arranging them from the plan (no rendering);
     returns the number written. Every clip must come out as the manifest recorded it."""
-    from corpus.render import cue_tracks
+    from moodmusic.corpus.render import cue_tracks
 
     config = BuildConfig(**config_dict)
     rows, arranged = arrange_task(task, config)
@@ -203,7 +203,7 @@ def annotate_task(task: Task, config_dict: dict, recorded: dict[str, dict]) -> i
 def annotate(folder: Path, workers: int = 2, progress: bool = True) -> int:
     """Give a corpus built before cue tracks existed its `cue_tracks/` and manifest column, from its
     recorded plan: the arrangement is cheap, only the rendering was slow. Returns the clips annotated."""
-    from corpus.loaders import corpus_manifest
+    from moodmusic.corpus.loaders import corpus_manifest
 
     folder = Path(folder)
     config = BuildConfig(**{"cues": "v1", **json.loads((folder / "build.json").read_text()), "out": str(folder), "workers": workers})
@@ -224,7 +224,7 @@ def annotate(folder: Path, workers: int = 2, progress: bool = True) -> int:
 
 def build(config: BuildConfig, progress: bool = True) -> list[dict]:
     """Render every planned clip not yet rendered, then write manifest.csv; returns its rows."""
-    from corpus.render import soundfont_path
+    from moodmusic.corpus.render import soundfont_path
 
     soundfont_path(config.soundfont)  # fail before planning if it is missing
     out = Path(config.out)

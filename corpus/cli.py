@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from corpus.build import BuildConfig, build, summary
+    from moodmusic.corpus.build import BuildConfig, build, summary
 
     if args.clips < 1 or args.seconds <= 0:
         raise SystemExit("--clips must be at least 1 and --seconds positive")

@@ -19,8 +19,8 @@ import mido
 import numpy as np
 import soundfile
 
-from corpus.cues import CLOSED_HAT, CRASH, CUE_TRACKS, HIGHEST_PITCH, KICK, LOWEST_PITCH, RIDE, SNARE, Performance
-from corpus.scores import Piece
+from moodmusic.corpus.cues import CLOSED_HAT, CRASH, CUE_TRACKS, HIGHEST_PITCH, KICK, LOWEST_PITCH, RIDE, SNARE, Performance
+from moodmusic.corpus.scores import Piece
 from moodmusic.audio import prevent_clipping
 from moodmusic.mel import FRAMES_PER_SECOND, SAMPLE_RATE, frames_for_seconds
 from moodmusic.tonality import Key, estimate_key

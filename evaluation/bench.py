@@ -259,9 +259,9 @@ def load_test_markdown(summary: dict, script: Path = LOAD_TEST_SCRIPT) -> str:
 def bench(pipeline, config: BenchConfig, progress: Callable[[str], None] = lambda stage: None, checkpoints: str | None = None) -> dict:
     import torch
 
-    from classifier.evaluate import benchmark as classifier_benchmark
+    from moodmusic.classifier.evaluate import benchmark as classifier_benchmark
     from moodmusic.audio import write_wav
-    from narrator.bench import timing as narrator_timing
+    from moodmusic.narrator.bench import timing as narrator_timing
 
     torch.set_num_threads(config.threads)
     seconds = config.seconds

@@ -191,7 +191,7 @@ def master_for_listening(audio: np.ndarray, arousal: float):
 
 def generate_and_listen(pipeline, config: ClosedLoopConfig) -> _Generated:
     """Every mood x seed through generator (batched), vocoder (batched), mastering, classifier, narrator, acoustic judge."""
-    from narrator import names_mood, narrate
+    from moodmusic.narrator import names_mood, narrate
 
     jobs = [(mood, seed) for mood in config.moods() for seed in range(config.first_seed, config.first_seed + config.seeds)]
     out = _Generated()
@@ -239,7 +239,7 @@ def _pick_evenly(items: list, count: int) -> list:
 
 def select_real(config: ClosedLoopConfig) -> _Real | str:
     """Balanced test-split clips in two disjoint halves, or the reason there are none."""
-    from corpus.loaders import DatasetError, load_any
+    from moodmusic.corpus.loaders import DatasetError, load_any
 
     if not config.corpus:
         return "no corpus given"

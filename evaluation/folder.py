@@ -32,7 +32,7 @@ class FolderConfig:
 
 
 def audio_files(folder: Path, recursive: bool = True) -> list[Path]:
-    from corpus.loaders import AUDIO_SUFFIXES
+    from moodmusic.corpus.loaders import AUDIO_SUFFIXES
 
     candidates = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(p for p in candidates if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
@@ -59,7 +59,7 @@ def analyse_files(classifier, files: list[Path], root: Path, config: FolderConfi
             **{f"mood_{m}": overall.moods[m] for m in SEED000_MOODS},
         )  # fmt: skip
         if config.narrate:
-            from narrator import narrate
+            from moodmusic.narrator import narrate
 
             row["narrative"] = narrate(analysis, seed=len(rows), narrator=narrator).narrative
         rows.append(row)
@@ -163,8 +163,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import classifier as classifier_stage
-
+    from moodmusic import classifier as classifier_stage
     folder = Path(args.folder)
     out = Path(args.out or f"runs/folder-{folder.resolve().name}")
     model = classifier_stage.load(Path(args.checkpoints) / "classifier" if args.checkpoints else None)

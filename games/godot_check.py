@@ -2,11 +2,11 @@
 files and reports, per file, the loop points, mix rate and length it got, and plays clips to switch them on
 bar lines (games/godot/, its README says how to run it by hand).
 
-    from games.godot_check import read_bank_with_godot, compare_with_bank
+    from moodmusic.games.godot_check import read_bank_with_godot, compare_with_bank
     result = read_bank_with_godot(Path("bank"))       # the parsed JSON line of games/godot/check_bank.gd
     problems = compare_with_bank(json.loads(Path("bank/bank.json").read_text()), result)   # [] when all agree
 
-    python -m games.godot_check bank/                  # the same, printed; exit code 1 on any problem
+    python -m moodmusic.games.godot_check bank/                  # the same, printed; exit code 1 on any problem
 
 Godot 3.2.3's WAV importer copies the `smpl` loop's dwStart and dwEnd unchanged into the AudioStreamSample's
 loop_begin and loop_end, so for our files (dwEnd = the loop's last sample) Godot's loop_end is bank.json's
@@ -252,7 +252,7 @@ def compare_with_bank(manifest: dict, report: dict, bar_tolerance_s: float = 1e-
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m games.godot_check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m moodmusic.games.godot_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("bank", type=Path, help="a bank folder (bank.json and its audio files)")
     parser.add_argument("--positions", default="0.5,2.3", help="song times (s) at which clip switches are asked, per lane")
     parser.add_argument("--lanes", type=int, default=3, help="players switching clips at once")

@@ -1,6 +1,6 @@
 """The generator stage: (valence, arousal) -> log-mel, slice after slice (an autoregressive conditional GAN).
 
-    import generator
+    from moodmusic import generator
     g = generator.load()                       # checkpoints/generator/ (or a folder)
     mel = g.generate("calm", seconds=10, seed=1)
 
@@ -13,16 +13,16 @@ import importlib
 from typing import TYPE_CHECKING
 
 _EXPORTS = {
-    "load": "generator.inference",
-    "MelGenerator": "generator.sampling",
-    "Session": "generator.sampling",
-    "GeneratorConfig": "generator.model",
+    "load": "moodmusic.generator.inference",
+    "MelGenerator": "moodmusic.generator.sampling",
+    "Session": "moodmusic.generator.sampling",
+    "GeneratorConfig": "moodmusic.generator.model",
 }
 
 if TYPE_CHECKING:
-    from generator.inference import load
-    from generator.model import GeneratorConfig
-    from generator.sampling import MelGenerator, Session
+    from moodmusic.generator.inference import load
+    from moodmusic.generator.model import GeneratorConfig
+    from moodmusic.generator.sampling import MelGenerator, Session
 
 __all__ = list(_EXPORTS)
 

@@ -82,7 +82,7 @@ class MelPitchClasses(nn.Module):
         self.first_bin, self.last_bin = int(used[0]), int(used[-1])
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
-        from classifier.features import spectral_peaks
+        from moodmusic.classifier.features import spectral_peaks
 
         linear = torch.relu(self.unmix @ torch.exp(log_mel))  # (B, bins, T)
         scaled = linear / linear.amax(dim=1, keepdim=True).clamp_min(1e-5)  # the loudest bin of all, as the chroma
@@ -94,7 +94,7 @@ class MelPitchClasses(nn.Module):
 class ModeCritic(nn.Module):
     def __init__(self, lowest_hz: float = 300.0, highest_hz: float = 5000.0, mode_hidden: int = 16, window_frames: int = 256):
         super().__init__()
-        from classifier.model import ModeHead
+        from moodmusic.classifier.model import ModeHead
 
         self.pitch_classes = MelPitchClasses(lowest_hz, highest_hz)
         self.mode = ModeHead(mode_hidden)
@@ -152,7 +152,7 @@ def validate(critic: ModeCritic, frames: list[torch.Tensor], valence: np.ndarray
 def train(config: CriticTrainConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from generator.data import load_training_mels
+    from moodmusic.generator.data import load_training_mels
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)

@@ -13,7 +13,7 @@ def load_training_mels(data: str, normalise_lufs: float | None = None) -> tuple[
     With `normalise_lufs`, every clip's mel is that of its audio brought to this loudness (a gain is a
     constant added to the log-mel; bins at the log floor stay there), so level carries no mood and the
     generator must write arousal with tempo, density and timbre (mastering sets the level afterwards)."""
-    from corpus.loaders import load_corpus
+    from moodmusic.corpus.loaders import load_corpus
     from moodmusic.audio import load_audio
     from moodmusic.mastering import integrated_loudness
     from moodmusic.mel import LOG_FLOOR, log_mel

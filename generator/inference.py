@@ -15,8 +15,8 @@ from pathlib import Path
 
 from moodmusic import checkpoints
 
-from generator.model import GeneratorConfig, MelSliceGenerator
-from generator.sampling import Guidance, MelGenerator
+from moodmusic.generator.model import GeneratorConfig, MelSliceGenerator
+from moodmusic.generator.sampling import Guidance, MelGenerator
 
 STAGE = "generator"
 GUIDANCE_FILE = "guidance.json"
@@ -31,7 +31,7 @@ def load_guidance(directory: Path, device: str = "cpu"):
     path = directory / GUIDANCE_FILE
     if not path.exists():
         return None, Guidance()
-    from generator.critic import load as load_critic
+    from moodmusic.generator.critic import load as load_critic
 
     try:
         spec = json.loads(path.read_text())

@@ -1,6 +1,6 @@
 """Sampling: clips of any length grow slice by slice from a mood, a trajectory of moods, or given context.
 
-    import generator
+    from moodmusic import generator
     g = generator.load()                                   # the shipped weights (checkpoints/generator/)
     mel = g.generate("calm", seconds=20, seed=7)           # (80, T) log-mel
     mel = g.generate([(0, -0.6, -0.5), (10, 0.7, 0.6)], seconds=20, seed=7)  # sad -> happy over 10 s
@@ -29,7 +29,7 @@ from moodmusic.mel import FRAMES_PER_SECOND, LOG_FLOOR
 from moodmusic.mood import Mood, MoodError
 from moodmusic.trajectory import MoodLike, Trajectory, TrajectoryPoint, check_seconds
 
-from generator.model import GeneratorConfig, MelSliceGenerator
+from moodmusic.generator.model import GeneratorConfig, MelSliceGenerator
 
 LATENT_PERSISTENCE = 0.9
 WARMUP_AROUSAL = 0.0  # clips calmer than this start from a dropped slice written at this arousal (Session._warm_up)

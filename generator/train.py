@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from generator.data import load_training_mels
+from moodmusic.generator.data import load_training_mels
 from moodmusic import checkpoints
 from moodmusic.mel import LOG_FLOOR, N_MELS
 
@@ -117,7 +117,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    from generator.model import DiscriminatorConfig, GeneratorConfig, MelSliceGenerator, SliceDiscriminator
+    from moodmusic.generator.model import DiscriminatorConfig, GeneratorConfig, MelSliceGenerator, SliceDiscriminator
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -150,7 +150,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     sampler = WindowSampler(train_mels, train_moods, g_config.context_frames, g_config.slice_frames, config.seed, config.rollout_slices)
     critic = None
     if config.critic:
-        from generator.critic import load as load_critic
+        from moodmusic.generator.critic import load as load_critic
 
         critic = load_critic(config.critic).to(accelerator.device)
 
@@ -298,7 +298,7 @@ def coarse_spectrum(mel: torch.Tensor, bands: int) -> torch.Tensor:
 def critic_loss(generator, noise, critic, context: torch.Tensor, moods: torch.Tensor, slices: int) -> torch.Tensor:
     """Write `slices` slices after `context` (gradient through every one); the critic says whether they
     are in the mode of the asked valence (major for valence >= 0)."""
-    from generator.critic import mode_loss
+    from moodmusic.generator.critic import mode_loss
 
     written = []
     for _ in range(slices):
@@ -317,7 +317,7 @@ def averaged_checkpoints(steps_dir: Path, count: int, g_config):
     """
     from safetensors.torch import load_file
 
-    from generator.model import MelSliceGenerator
+    from moodmusic.generator.model import MelSliceGenerator
 
     folders = sorted(p for p in Path(steps_dir).iterdir() if (p / checkpoints.WEIGHTS_FILE).exists())[-count:]
     if not folders:
@@ -331,7 +331,7 @@ def averaged_checkpoints(steps_dir: Path, count: int, g_config):
 @torch.no_grad()
 def validation_scores(model, val_mels: list[np.ndarray], val_moods: np.ndarray, clips: int = 64) -> dict:
     """Continuation on held-out clips: mean |time-averaged spectrum - real| (log units) over `clips` val clips."""
-    from generator.sampling import Session
+    from moodmusic.generator.sampling import Session
 
     model.eval()
     errors = []

@@ -15,27 +15,27 @@ import sys
 
 # (command path, module that defines `add_arguments(parser)` and `run(args)`, help)
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
-    (("corpus", "build"), "corpus.cli", "render the mood-labelled training corpus from music21's scores"),
-    (("corpus", "annotate"), "corpus.annotate", "add cue tracks (where the graded valence cues sound) to a corpus built before they existed"),
-    (("corpus", "real"), "corpus.real", "cut weakly labelled excerpts of the real game soundtracks Debian ships (the real-music evaluation set)"),
-    (("corpus", "check"), "corpus.audibility", "measure that the corpus labels are audible, without using them"),
-    (("corpus", "rerender"), "vocoder.rerender", "pass a corpus through a vocoder (audio -> mel -> audio): the renderer's marks, to train the classifier on"),
-    (("narrate",), "narrator.cli", "analyse an audio file (or a saved analysis) and tell in words what it feels like"),
-    (("bench", "narrator"), "narrator.bench", "time the template narrator and measure its acceptance properties"),
-    (("train", "classifier"), "classifier.train", "train the mood classifier (CRNN) with accelerate"),
-    (("analyze",), "classifier.cli", "analyse audio files or folders: valence, arousal, moods, timeline"),
-    (("evaluate", "classifier"), "classifier.evaluate", "held-out, cross-timbre and speed measurements -> docs/classifier.md"),
-    (("train", "vocoder"), "vocoder.cli", "train (or resume) the HiFi-GAN vocoder with accelerate"),
-    (("train", "generator"), "generator.train", "train (or resume) the autoregressive conditional GAN with accelerate"),
-    (("train", "critic"), "generator.critic", "train the mode critic (major or minor, from the mel) that guides the generator's training (not shipped)"),
+    (("corpus", "build"), "moodmusic.corpus.cli", "render the mood-labelled training corpus from music21's scores"),
+    (("corpus", "annotate"), "moodmusic.corpus.annotate", "add cue tracks (where the graded valence cues sound) to a corpus built before they existed"),
+    (("corpus", "real"), "moodmusic.corpus.real", "cut weakly labelled excerpts of the real game soundtracks Debian ships (the real-music evaluation set)"),
+    (("corpus", "check"), "moodmusic.corpus.audibility", "measure that the corpus labels are audible, without using them"),
+    (("corpus", "rerender"), "moodmusic.vocoder.rerender", "pass a corpus through a vocoder (audio -> mel -> audio): the renderer's marks, to train the classifier on"),
+    (("narrate",), "moodmusic.narrator.cli", "analyse an audio file (or a saved analysis) and tell in words what it feels like"),
+    (("bench", "narrator"), "moodmusic.narrator.bench", "time the template narrator and measure its acceptance properties"),
+    (("train", "classifier"), "moodmusic.classifier.train", "train the mood classifier (CRNN) with accelerate"),
+    (("analyze",), "moodmusic.classifier.cli", "analyse audio files or folders: valence, arousal, moods, timeline"),
+    (("evaluate", "classifier"), "moodmusic.classifier.evaluate", "held-out, cross-timbre and speed measurements -> docs/classifier.md"),
+    (("train", "vocoder"), "moodmusic.vocoder.cli", "train (or resume) the HiFi-GAN vocoder with accelerate"),
+    (("train", "generator"), "moodmusic.generator.train", "train (or resume) the autoregressive conditional GAN with accelerate"),
+    (("train", "critic"), "moodmusic.generator.critic", "train the mode critic (major or minor, from the mel) that guides the generator's training (not shipped)"),
     (("generate",), "moodmusic.generate", "compose a clip for a mood (or a trajectory): WAV, mel, analysis and narration"),
-    (("bank",), "games.bank", "render a bank of seamless loops over the mood square for game middleware"),
-    (("evaluate", "vocoder"), "vocoder.evaluate", "copy-synthesis vs Griffin-Lim, speed and streaming -> docs/vocoder.md"),
-    (("serve",), "server.cli", "the HTTP service: clips by mood, analysis and narration, a web page (FastAPI + uvicorn)"),
-    (("evaluate", "chain"), "evaluation.closed_loop", "closed loop: a mood grid through the whole chain, heard and judged -> docs/evaluation.md"),
-    (("evaluate", "levels"), "evaluation.levels", "loudness, true peak and dead air of clips, loops, stingers and live streams -> docs/levels.md"),
-    (("evaluate", "folder"), "evaluation.folder", "the classifier's report on any folder of audio: per-file analysis and the mood-square distribution"),
-    (("bench", "all"), "evaluation.bench", "speed of every stage and of the chain, classifier throughput, streaming -> docs/benchmarks.md"),
+    (("bank",), "moodmusic.games.bank", "render a bank of seamless loops over the mood square for game middleware"),
+    (("evaluate", "vocoder"), "moodmusic.vocoder.evaluate", "copy-synthesis vs Griffin-Lim, speed and streaming -> docs/vocoder.md"),
+    (("serve",), "moodmusic.server.cli", "the HTTP service: clips by mood, analysis and narration, a web page (FastAPI + uvicorn)"),
+    (("evaluate", "chain"), "moodmusic.evaluation.closed_loop", "closed loop: a mood grid through the whole chain, heard and judged -> docs/evaluation.md"),
+    (("evaluate", "levels"), "moodmusic.evaluation.levels", "loudness, true peak and dead air of clips, loops, stingers and live streams -> docs/levels.md"),
+    (("evaluate", "folder"), "moodmusic.evaluation.folder", "the classifier's report on any folder of audio: per-file analysis and the mood-square distribution"),
+    (("bench", "all"), "moodmusic.evaluation.bench", "speed of every stage and of the chain, classifier throughput, streaming -> docs/benchmarks.md"),
 ]
 
 # A group named without its subcommand runs this one: `moodmusic evaluate --quick` is the closed loop,
@@ -72,7 +72,7 @@ def with_default_subcommand(argv: list[str]) -> list[str]:
 def _input_errors() -> tuple[type[Exception], ...]:
     """The errors that mean "your data or checkpoint folder is not usable", not a bug: a message is enough.
     Evaluated only when an exception is on its way out, so this module never imports torch for it."""
-    from corpus.loaders import DatasetError
+    from moodmusic.corpus.loaders import DatasetError
 
     checkpoints = sys.modules.get("moodmusic.checkpoints")  # loaded by any command that read a checkpoint
     return (DatasetError,) + ((checkpoints.CheckpointError,) if checkpoints else ())

@@ -114,7 +114,7 @@ class Pipeline:
             clip.analysis = self.classifier.analyze(clip.audio, loudness_lufs=clip.level.loudness_lufs if clip.level else None)
             clip.timings["classifier"] = time.perf_counter() - started
         if narrate:
-            from narrator import narrate as tell
+            from moodmusic.narrator import narrate as tell
 
             started = time.perf_counter()
             clip.narration = tell(clip.analysis, seed=seed, narrator=self.narrator)
@@ -251,7 +251,7 @@ class Pipeline:
         timings["classifier"] = time.perf_counter() - started
         narration = None
         if narrate:
-            from narrator import narrate as tell
+            from moodmusic.narrator import narrate as tell
 
             started = time.perf_counter()
             narration = tell(analysis, seed=seed, narrator=self.narrator)
@@ -281,11 +281,10 @@ def load_pipeline(
     docs/vocoder.md), else the folder's HiFi-GAN. `candidates` overrides the generator's guided sampling
     (1: plain sampling); None keeps its guidance.json.
     """
-    import classifier
-    import generator
-    import narrator as narrator_stage
-    import vocoder as vocoder_stage
-
+    from moodmusic import classifier
+    from moodmusic import generator
+    from moodmusic import narrator as narrator_stage
+    from moodmusic import vocoder as vocoder_stage
     from moodmusic.checkpoints import checkpoints_dir
 
     root = Path(checkpoints) if checkpoints else None

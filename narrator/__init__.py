@@ -1,6 +1,6 @@
 """The narrator: tells in words what a clip feels like (the Analyst-Interpreter paper's 'interpreter' stage).
 
-    from narrator import narrate
+    from moodmusic.narrator import narrate
     narration = narrate(analysis, seed=0)
     narration.narrative        # 2-3 plain-text sentences
     narration.recommendations  # 2-3 mood-aligned suggestions
@@ -19,8 +19,8 @@ import dataclasses
 import functools
 from typing import TYPE_CHECKING
 
-from narrator.base import Narration, Narrator
-from narrator.llm import (
+from moodmusic.narrator.base import Narration, Narrator
+from moodmusic.narrator.llm import (
     LlamaCppNarrator,
     NarratorConfig,
     NarratorConfigError,
@@ -30,8 +30,8 @@ from narrator.llm import (
     from_config,
     from_env,
 )
-from narrator.template import TemplateNarrator, template_narration
-from narrator.words import MOOD_WORDS, names_mood, synonyms
+from moodmusic.narrator.template import TemplateNarrator, template_narration
+from moodmusic.narrator.words import MOOD_WORDS, names_mood, synonyms
 
 if TYPE_CHECKING:
     from moodmusic.analysis import Analysis

@@ -47,8 +47,8 @@ def random_analysis(rng: random.Random) -> Analysis:
 
 def acceptance(n: int = 1000, seed: int = 0) -> dict:
     """The issue's acceptance properties of the template narrator over `n` random analyses."""
-    from narrator.template import SECONDARY_NAMED, sentences, template_narration
-    from narrator.words import names_mood
+    from moodmusic.narrator.template import SECONDARY_NAMED, sentences, template_narration
+    from moodmusic.narrator.words import names_mood
 
     rng = random.Random(seed)
     primary_named = secondary_cases = secondary_named = repeated = differ = 0
@@ -81,7 +81,7 @@ def timing(n: int = 1000, seed: int = 0) -> dict:
     import statistics
     import time
 
-    from narrator import TemplateNarrator, narrate
+    from moodmusic.narrator import TemplateNarrator, narrate
 
     rng = random.Random(seed)
     analyses = [random_analysis(rng) for _ in range(n)]

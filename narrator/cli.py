@@ -47,7 +47,7 @@ def analyse(path: str):
         raise SystemExit(f"no such file: {path}")
     hint = "narrate a saved analysis with --analysis-json PATH instead"
     try:
-        import classifier
+        from moodmusic import classifier
     except ImportError as exc:
         raise SystemExit(f"the classifier cannot be imported ({exc}); {hint}") from None
     load = getattr(classifier, "load", None)
@@ -63,7 +63,7 @@ def analyse(path: str):
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from narrator import NarratorConfigError, config_from_env, from_config, narrate
+    from moodmusic.narrator import NarratorConfigError, config_from_env, from_config, narrate
 
     if bool(args.file) == bool(args.analysis_json):
         raise SystemExit("give either an audio FILE or --analysis-json PATH")

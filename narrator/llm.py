@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from narrator.base import Narration, Narrator
-from narrator.template import TemplateNarrator, movement, template_narration
-from narrator.words import names_mood
+from moodmusic.narrator.base import Narration, Narrator
+from moodmusic.narrator.template import TemplateNarrator, movement, template_narration
+from moodmusic.narrator.words import names_mood
 
 if TYPE_CHECKING:
     from moodmusic.analysis import Analysis

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from narrator.base import Narration
-from narrator.words import MOOD_WORDS
+from moodmusic.narrator.base import Narration
+from moodmusic.narrator.words import MOOD_WORDS
 
 if TYPE_CHECKING:
     from moodmusic.analysis import Analysis, MoodReading

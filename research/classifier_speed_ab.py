@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-import classifier
+from moodmusic import classifier
 from moodmusic.mel import SAMPLE_RATE
 
 

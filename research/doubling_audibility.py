@@ -31,7 +31,7 @@ from scipy.stats import spearmanr
 from sklearn.linear_model import Ridge
 from tqdm import tqdm
 
-from classifier.features import semitone_spectrum, spectral_peaks
+from moodmusic.classifier.features import semitone_spectrum, spectral_peaks
 from moodmusic.audio import load_audio
 
 PEAK_LEVEL = 0.1  # of the frame's loudest semitone (energy): 10 dB down

@@ -22,7 +22,7 @@ import soundfile
 import torch
 from tqdm import tqdm
 
-from classifier.features import chroma, spectral_peaks
+from moodmusic.classifier.features import chroma, spectral_peaks
 from moodmusic.mel import MEL, N_MELS, SAMPLE_RATE
 from moodmusic.tonality import estimate_key
 

@@ -27,9 +27,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from classifier.data import load_examples
-from classifier.features import HIGHEST_MIDI, LOWEST_MIDI, N_CHROMA
-from corpus.loaders import LabelledClip, load_any
+from moodmusic.classifier.data import load_examples
+from moodmusic.classifier.features import HIGHEST_MIDI, LOWEST_MIDI, N_CHROMA
+from moodmusic.corpus.loaders import LabelledClip, load_any
 
 SPLITS = ("train", "val", "test")
 HARMONICS = (0, 12, 19, 24, 28, -12)  # semitones to partials 2-5 and the octave below: a note's evidence at its pitch
@@ -90,8 +90,8 @@ def third_under_top(roll: torch.Tensor) -> torch.Tensor:
 
 
 def _notes_of_task(arguments: tuple) -> list[tuple[str, np.ndarray, float]]:
-    from corpus.build import BuildConfig, arrange_task
-    from corpus.render import note_rolls
+    from moodmusic.corpus.build import BuildConfig, arrange_task
+    from moodmusic.corpus.render import note_rolls
 
     task, config_dict = arguments
     config = BuildConfig(**config_dict)
@@ -107,7 +107,7 @@ def corpus_notes(folder: Path, workers: int = 2) -> dict[str, tuple[np.ndarray, 
     """clip id -> (its notes on C2..B7, (72, frames) bool; its same-instrument third share), re-arranged from the recorded plan."""
     from dataclasses import asdict
 
-    from corpus.build import BuildConfig, plan
+    from moodmusic.corpus.build import BuildConfig, plan
 
     config = BuildConfig(**{**json.loads((folder / "build.json").read_text()), "out": str(folder)})
     notes = {}

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-import classifier
-from classifier.data import load_examples
-from classifier.metrics import predict_examples
-from corpus.loaders import load_any
+from moodmusic import classifier
+from moodmusic.classifier.data import load_examples
+from moodmusic.classifier.metrics import predict_examples
+from moodmusic.corpus.loaders import load_any
 
 
 def main() -> None:
@@ -52,7 +52,7 @@ def main() -> None:
 def report_cue_head(model, examples, asked) -> None:
     """How well the cue head finds the cue notes: over each whole clip, the share of it the head says each cue
     fills against the share its cue tracks mark, and against the asked valence on the cue's own side."""
-    from corpus.cues import CUE_TRACKS
+    from moodmusic.corpus.cues import CUE_TRACKS
 
     found, marked = [], []
     with torch.inference_mode():

@@ -31,9 +31,9 @@ import torch
 from sklearn.ensemble import HistGradientBoostingRegressor
 from tqdm import tqdm
 
-import classifier
-from classifier.data import load_examples
-from corpus.loaders import load_any
+from moodmusic import classifier
+from moodmusic.classifier.data import load_examples
+from moodmusic.corpus.loaders import load_any
 
 SPLITS = ("train", "val", "test")
 GRID = {"learning_rate": (0.03, 0.05, 0.1), "max_depth": (3, 4), "max_iter": (200, 400), "loss": ("absolute_error",)}

@@ -22,7 +22,7 @@ import sys, json, time
 sys.path.insert(0, sys.argv[1])
 import torch; torch.set_num_threads(2)
 import moodmusic.pipeline as P
-from narrator import TemplateNarrator
+from moodmusic.narrator import TemplateNarrator
 assert P.__file__.startswith(sys.argv[1]), P.__file__
 chain = P.load_pipeline(narrator=TemplateNarrator())
 chain.compose("calm", 10.0, seed=999, verify=True, narrate=True)  # warm-up

@@ -55,7 +55,7 @@ def beat_honesty(audio: np.ndarray, rate: int, bpm: float) -> dict:
 def check_bank(chain, out: Path, rows: int, cols: int, seconds: float, audio_format: str, rate: int, godot: bool) -> dict:
     import soundfile
 
-    from games.bank import build_bank
+    from moodmusic.games.bank import build_bank
     from moodmusic.loopfiles import read_ogg_loop, read_wav_markers
     from moodmusic.loops import seam_metrics
 
@@ -84,7 +84,7 @@ def check_bank(chain, out: Path, rows: int, cols: int, seconds: float, audio_for
         })  # fmt: skip
     result = {"format": audio_format, "sample_rate": rate, "loops": rows_out, "made_seconds": round(made_s, 1)}
     if godot and audio_format == "wav":
-        from games.godot_check import compare_with_bank, read_bank_with_godot
+        from moodmusic.games.godot_check import compare_with_bank, read_bank_with_godot
 
         report = read_bank_with_godot(out)
         problems = compare_with_bank(manifest, report)
@@ -143,9 +143,9 @@ def check_first_audio(chain, streams: int, rate: int) -> dict:
     """Seconds from the start message to the first chunk's audio, over a real WebSocket on loopback."""
     from websockets.asyncio.client import connect
 
-    from server.app import create_app
-    from server.background import BackgroundServer
-    from server.settings import Settings
+    from moodmusic.server.app import create_app
+    from moodmusic.server.background import BackgroundServer
+    from moodmusic.server.settings import Settings
 
     settings = Settings(store_dir=tempfile.mkdtemp(prefix="engine-check-store-"), warmup=False)
     waits = []
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from games.bank import parse_grid
+    from moodmusic.games.bank import parse_grid
     from moodmusic.pipeline import load_pipeline
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

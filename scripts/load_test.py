@@ -1,6 +1,6 @@
 """Bounded load on loopback: a mix of clip, analysis and mood requests at a fixed concurrency.
 
-Starts `python -m server.cli` (what `moodmusic serve` runs) in its own process, sends the requests,
+Starts `python -m moodmusic.server.cli` (what `moodmusic serve` runs) in its own process, sends the requests,
 and reports per route p50/p95 latency, the statuses (errors by code), and the server's resident
 memory over the first 50 requests against the last 50. Prints JSON, then a Markdown table.
 
@@ -72,7 +72,7 @@ def plan(count: int, clip_seconds: float, seed_repeat: float) -> list[tuple[str,
 
 
 def start_server(args, scratch: Path) -> tuple[subprocess.Popen, str]:
-    from server.background import free_port
+    from moodmusic.server.background import free_port
 
     checkpoints = args.checkpoints
     if args.tiny:
@@ -81,7 +81,7 @@ def start_server(args, scratch: Path) -> tuple[subprocess.Popen, str]:
 
         checkpoints = str(write_tiny_checkpoints(scratch / "checkpoints"))
     port = free_port()
-    command = [sys.executable, "-m", "server.cli", "--port", str(port), "--store", str(scratch / "store"),
+    command = [sys.executable, "-m", "moodmusic.server.cli", "--port", str(port), "--store", str(scratch / "store"),
                "--workers", str(args.workers), "--narrator", "template"]  # fmt: skip
     if checkpoints:
         command += ["--checkpoints", checkpoints]

@@ -1,6 +1,6 @@
 """Concurrent live streams through the real server: do they all stay ahead of playback, and is memory flat?
 
-Starts `python -m server.cli` (what `moodmusic serve` runs; scripts/load_test.py's start_server), opens
+Starts `python -m moodmusic.server.cli` (what `moodmusic serve` runs; scripts/load_test.py's start_server), opens
 `--streams` WebSocket streams with moodmusic.client, and plays each one as a game would: playback starts
 when its first chunk arrives and then runs at real time, so chunk k is needed `k x chunk_seconds` after
 the first. A chunk's lead is how long before it is needed it arrived (negative: an underrun). Halfway,

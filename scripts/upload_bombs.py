@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import soundfile
 
-from evaluation.bench import PeakMemory
+from moodmusic.evaluation.bench import PeakMemory
 
 
 def silent_flac(seconds: float, rate: int = 44100) -> bytes:
@@ -109,7 +109,7 @@ def start_server(analyze_max_seconds: float | None):
     port = free_port()
     store = tempfile.mkdtemp(prefix="moodmusic-store-")
     env = dict(os.environ, **({"MOODMUSIC_ANALYZE_MAX_SECONDS": str(analyze_max_seconds)} if analyze_max_seconds else {}))
-    process = subprocess.Popen([sys.executable, "-m", "server.cli", "--port", str(port), "--store", store + "/s"], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([sys.executable, "-m", "moodmusic.server.cli", "--port", str(port), "--store", store + "/s"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=env)  # fmt: skip
     return process, f"http://127.0.0.1:{port}"
 

@@ -279,9 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     if "generate" in steps and not args.screenshot:
         parser.error("--screenshot is required when the generate step runs")
 
-    from server.app import create_app
-    from server.background import BackgroundServer
-    from server.settings import Settings
+    from moodmusic.server.app import create_app
+    from moodmusic.server.background import BackgroundServer
+    from moodmusic.server.settings import Settings
 
     with tempfile.TemporaryDirectory() as scratch:
         checkpoints = args.checkpoints

@@ -1,7 +1,7 @@
 """The FastAPI application: `create_app(settings, pipeline=None)`.
 
-    from server.app import create_app
-    from server.settings import Settings
+    from moodmusic.server.app import create_app
+    from moodmusic.server.settings import Settings
     app = create_app(Settings.from_env())          # uvicorn server.app:app works too (settings from the environment)
 
 The app composes the stages through moodmusic.pipeline and holds no model logic. Request flow:
@@ -24,11 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from moodmusic.audio import AudioDecodeError
 from moodmusic.mood import MoodError, named
-from server import routes, services, stream
-from server.metrics import Metrics, MetricsMiddleware
-from server.security import install_log_redaction
-from server.settings import MB, Settings
-from server.workers import PoolError
+from moodmusic.server import routes, services, stream
+from moodmusic.server.metrics import Metrics, MetricsMiddleware
+from moodmusic.server.security import install_log_redaction
+from moodmusic.server.settings import MB, Settings
+from moodmusic.server.workers import PoolError
 
 STATIC_DIR = Path(__file__).parent / "static"
 UPLOAD_ROUTES = ("/v1/analyze",)

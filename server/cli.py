@@ -49,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from server.app import create_app
-    from server.settings import Settings, SettingsError
+    from moodmusic.server.app import create_app
+    from moodmusic.server.settings import Settings, SettingsError
 
-    from server.store import ClipStore, StoreFolderError
+    from moodmusic.server.store import ClipStore, StoreFolderError
 
     try:
         settings = Settings.from_env().with_args(args)
@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m server.cli ...`: the same as `moodmusic serve ...` (scripts start the server this way)."""
-    parser = argparse.ArgumentParser(prog="python -m server.cli", description="the moodmusic HTTP service")
+    """`python -m moodmusic.server.cli ...`: the same as `moodmusic serve ...` (scripts start the server this way)."""
+    parser = argparse.ArgumentParser(prog="python -m moodmusic.server.cli", description="the moodmusic HTTP service")
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -20,10 +20,10 @@ from moodmusic.audio import OUTPUT_FORMATS, load_audio
 from moodmusic.loopfiles import encode_clip
 from moodmusic.mel import SAMPLE_RATE
 from moodmusic.mood import MOOD_SYNONYMS, NAMED_MOODS, Mood, quadrant, resolve
-from server import schemas
-from server.security import check_access
-from server.services import Services, get_services
-from server.store import CLIP_ID, request_key
+from moodmusic.server import schemas
+from moodmusic.server.security import check_access
+from moodmusic.server.services import Services, get_services
+from moodmusic.server.store import CLIP_ID, request_key
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 # The clip id's form, stated in the OpenAPI contract: 32 lowercase hex characters (server.store.CLIP_ID).
@@ -174,7 +174,7 @@ async def get_clip_mel(clip_id: ClipId, services: ServicesDep) -> Response:
     png_path = services.store.png_path(clip_id)
     if png_path.exists():
         return FileResponse(png_path, media_type="image/png")
-    from server.mel_image import mel_png
+    from moodmusic.server.mel_image import mel_png
 
     png = await run_in_threadpool(lambda: mel_png(np.load(stored.mel_path)))  # ~0.1 s of matplotlib; not inference, no pool slot
     try:
@@ -222,7 +222,7 @@ async def moods() -> schemas.MoodsResponse:
 
 @v1.post("/evaluate", summary="run a small closed-loop grid (generate -> vocode -> classify -> narrate); the report's JSON")
 async def evaluate(body: schemas.EvaluateRequest, services: ServicesDep, client: ClientDep) -> dict[str, Any]:
-    from evaluation.closed_loop import ClosedLoopConfig, evaluate_grid
+    from moodmusic.evaluation.closed_loop import ClosedLoopConfig, evaluate_grid
 
     config = ClosedLoopConfig(
         grid=body.grid, seeds=body.seeds, seconds=body.duration, first_seed=body.first_seed,

@@ -16,11 +16,11 @@ import torch
 from starlette.requests import HTTPConnection
 
 from moodmusic.pipeline import Pipeline, load_pipeline
-from server.metrics import Metrics
-from server.security import RateLimiter, StreamLimiter
-from server.settings import Settings
-from server.store import ClipStore
-from server.workers import WorkerPool
+from moodmusic.server.metrics import Metrics
+from moodmusic.server.security import RateLimiter, StreamLimiter
+from moodmusic.server.settings import Settings
+from moodmusic.server.store import ClipStore
+from moodmusic.server.workers import WorkerPool
 
 log = logging.getLogger("moodmusic.server")
 
@@ -45,8 +45,7 @@ def configured_narrator(settings: Settings):
     """The narrator the settings name, or None to let the pipeline read the environment (narrator/)."""
     if settings.narrator is None:
         return None
-    import narrator
-
+    from moodmusic import narrator
     return narrator.from_config(dataclasses.replace(narrator.config_from_env(), kind=settings.narrator))
 
 

@@ -109,8 +109,8 @@ async def stream(websocket: WebSocket) -> None:
     from fastapi import HTTPException
 
     from moodmusic.livestream import LiveStream
-    from server.security import StreamLimiter, check_access
-    from server.services import get_services
+    from moodmusic.server.security import StreamLimiter, check_access
+    from moodmusic.server.services import get_services
 
     services = get_services(websocket)
     await websocket.accept()

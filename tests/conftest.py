@@ -50,12 +50,12 @@ def write_tiny_checkpoints(root) -> "Path":
 
     import torch
 
-    from classifier.inference import build_model as build_classifier
-    from classifier.model import ClassifierConfig
-    from generator.inference import build_model as build_generator
-    from generator.model import GeneratorConfig
+    from moodmusic.classifier.inference import build_model as build_classifier
+    from moodmusic.classifier.model import ClassifierConfig
+    from moodmusic.generator.inference import build_model as build_generator
+    from moodmusic.generator.model import GeneratorConfig
     from moodmusic import checkpoints
-    from vocoder.model import VocoderConfig, build_generator as build_vocoder
+    from moodmusic.vocoder.model import VocoderConfig, build_generator as build_vocoder
 
     root = Path(root)
     torch.manual_seed(0)

@@ -15,15 +15,15 @@ import soundfile
 
 from moodmusic import audio
 from moodmusic.mel import SAMPLE_RATE
-from server.app import create_app
-from server.background import BackgroundServer
-from server.settings import Settings
+from moodmusic.server.app import create_app
+from moodmusic.server.background import BackgroundServer
+from moodmusic.server.settings import Settings
 
 
 @pytest.fixture(scope="module")
 def client(tiny_checkpoints, tmp_path_factory):
     from moodmusic.pipeline import load_pipeline
-    from narrator import TemplateNarrator
+    from moodmusic.narrator import TemplateNarrator
 
     pipeline = load_pipeline(tiny_checkpoints, narrator=TemplateNarrator())
     settings = Settings(store_dir=str(tmp_path_factory.mktemp("store")), workers=1, queue_size=4, analyze_max_seconds=2.0, warmup=False)
@@ -44,7 +44,7 @@ def silent_flac(seconds: float, rate: int = 44100) -> bytes:
 def test_a_compressed_hour_of_silence_decodes_only_what_is_analysed():
     bomb = silent_flac(3600)
     assert len(bomb) < 2_000_000  # an hour of audio in well under 2 MB
-    from evaluation.bench import PeakMemory
+    from moodmusic.evaluation.bench import PeakMemory
 
     with PeakMemory() as memory:
         samples = audio.load_audio(bomb, max_seconds=3.0)
@@ -90,7 +90,7 @@ def test_the_shortest_audio_analysed(client):
 @pytest.fixture(scope="module")
 def tiny_pipeline(tiny_checkpoints):
     from moodmusic.pipeline import load_pipeline
-    from narrator import TemplateNarrator
+    from moodmusic.narrator import TemplateNarrator
 
     return load_pipeline(tiny_checkpoints, narrator=TemplateNarrator())
 
@@ -232,7 +232,7 @@ def test_a_paused_stream_gives_its_slot_back(tiny_pipeline, tmp_path):
 
 # --- the store's folder --------------------------------------------------------------------------------------
 def test_the_store_refuses_a_folder_it_did_not_make_and_never_deletes_a_users_file(tmp_path):
-    from server.store import MARKER_FILE, ClipStore, StoreFolderError
+    from moodmusic.server.store import MARKER_FILE, ClipStore, StoreFolderError
 
     users = tmp_path / "documents"
     (users / "clips" / "holiday").mkdir(parents=True)
@@ -256,14 +256,14 @@ def test_serve_refuses_a_foreign_store_folder_before_loading_models(tmp_path):
     import sys
 
     (tmp_path / "clips" / "sub").mkdir(parents=True)
-    result = subprocess.run([sys.executable, "-m", "server.cli", "--store", str(tmp_path), "--port", "0"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "moodmusic.server.cli", "--store", str(tmp_path), "--port", "0"], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "not a moodmusic clip store" in result.stderr
     assert (tmp_path / "clips" / "sub").is_dir()
 
 
 # --- work nobody waits for ------------------------------------------------------------------------------------
 def test_an_evaluation_past_its_deadline_is_stopped_and_says_so(tiny_pipeline, tmp_path):
-    from evaluation.closed_loop import ClosedLoopConfig, evaluate_grid
+    from moodmusic.evaluation.closed_loop import ClosedLoopConfig, evaluate_grid
 
     # Warm the acoustic judge first: its beat tracker's first call compiles (numba, 10-20 s in a fresh
     # environment), one step that no stop can cut short; this test is about the grid's remaining work.

@@ -9,12 +9,12 @@ import pytest
 import soundfile
 import torch
 
-import classifier
-from classifier.inference import window_starts
-from classifier.model import MoodCRNN
-from corpus.cues import Performance
-from corpus.render import arrange, render_clips, soundfont_path
-from corpus.scores import Piece
+from moodmusic import classifier
+from moodmusic.classifier.inference import window_starts
+from moodmusic.classifier.model import MoodCRNN
+from moodmusic.corpus.cues import Performance
+from moodmusic.corpus.render import arrange, render_clips, soundfont_path
+from moodmusic.corpus.scores import Piece
 from moodmusic.analysis import Analysis
 from moodmusic.audio import AudioDecodeError
 from moodmusic.cli import main
@@ -41,7 +41,7 @@ def _harmonic_tones(midi_pitches, seconds=1.0):
 
 
 def test_chroma_finds_the_notes_of_a_chord_and_not_their_neighbours():
-    from classifier.features import chroma
+    from moodmusic.classifier.features import chroma
 
     profile = chroma(_harmonic_tones([60, 64, 67])).mean(dim=1)  # C major triad: C, E, G
     assert profile.shape == (12,)
@@ -52,7 +52,7 @@ def test_chroma_finds_the_notes_of_a_chord_and_not_their_neighbours():
 
 
 def test_mode_head_hears_the_same_mode_in_every_key():
-    from classifier.model import ModeHead
+    from moodmusic.classifier.model import ModeHead
 
     torch.manual_seed(0)
     head = ModeHead(8).eval()
@@ -64,7 +64,7 @@ def test_mode_head_hears_the_same_mode_in_every_key():
 
 
 def test_semitone_levels_keep_what_the_chroma_folds_away():
-    from classifier.features import LOWEST_MIDI, chroma, tonal_features
+    from moodmusic.classifier.features import LOWEST_MIDI, chroma, tonal_features
 
     # A melody note doubled a third above, over a chord that already holds that third: the chroma's
     # strongest classes are the chord's either way; the unfolded semitone levels show the added E5.
@@ -80,7 +80,7 @@ def test_semitone_levels_keep_what_the_chroma_folds_away():
 
 
 def test_pitch_branch_hears_an_interval_at_any_pitch():
-    from classifier.model import PitchIntervals
+    from moodmusic.classifier.model import PitchIntervals
 
     torch.manual_seed(0)
     branch = PitchIntervals(8).eval()
@@ -94,9 +94,9 @@ def test_pitch_branch_hears_an_interval_at_any_pitch():
 
 
 def test_classifier_with_pitch_branch_reads_windows_and_rejects_the_wrong_input():
-    from classifier.features import tonal_features
-    from classifier.inference import MoodClassifier
-    from classifier.model import ClassifierConfig
+    from moodmusic.classifier.features import tonal_features
+    from moodmusic.classifier.inference import MoodClassifier
+    from moodmusic.classifier.model import ClassifierConfig
 
     config = ClassifierConfig(pitch_channels=8)
     model = MoodCRNN(**vars(config)).eval()
@@ -109,7 +109,7 @@ def test_classifier_with_pitch_branch_reads_windows_and_rejects_the_wrong_input(
 
 
 def test_analysis_windows_take_their_tonal_context_around_them():
-    from classifier.features import context_profile
+    from moodmusic.classifier.features import context_profile
 
     tonal = torch.zeros(12, 1000)
     tonal[0, :500], tonal[7, 500:] = 1.0, 1.0
@@ -152,7 +152,7 @@ def perform_clip(major: bool, tempo: float, velocity: int, drums: int, articulat
     piece = scale_piece(major)
     beat = 1.0
     window = seconds * tempo / 60 * beat
-    from corpus.scores import excerpt
+    from moodmusic.corpus.scores import excerpt
 
     clip = arrange(excerpt(piece, 0, window), beat, performance, seconds, np.random.default_rng(0))
     return render_clips([clip], seconds, soundfont_path("fluidr3"))[0]
@@ -258,8 +258,8 @@ def test_analyze_cli_json_and_csv_for_a_folder(tmp_path, capsys):
 
 
 def test_training_runs_resumes_and_exports_nothing_without_flag(tmp_path):
-    from corpus.build import BuildConfig, build
-    from classifier.train import TrainConfig, train
+    from moodmusic.corpus.build import BuildConfig, build
+    from moodmusic.classifier.train import TrainConfig, train
 
     corpus = tmp_path / "corpus"
     build(BuildConfig(out=str(corpus), clips=12, seconds=2.0, seed=5), progress=False)
@@ -278,8 +278,8 @@ def test_training_runs_resumes_and_exports_nothing_without_flag(tmp_path):
 def test_training_from_a_trained_classifier_keeps_its_architecture_and_weights(tmp_path):
     """--init: the new run reads the features of the starting model and starts from its weights
     (at learning rate 0 they come out unchanged), whatever the run's own architecture arguments say."""
-    from corpus.build import BuildConfig, build
-    from classifier.train import TrainConfig, train
+    from moodmusic.corpus.build import BuildConfig, build
+    from moodmusic.classifier.train import TrainConfig, train
     from moodmusic import checkpoints
 
     corpus = tmp_path / "corpus"
@@ -296,9 +296,9 @@ def test_training_from_a_trained_classifier_keeps_its_architecture_and_weights(t
 def test_training_joins_several_corpora(tmp_path):
     """Two renditions of one plan (cues v1 and v2) train one model; their splits line up piece by piece,
     and the one trusted for the sign of valence only is left out of validation and test."""
-    from corpus.build import BuildConfig, build
-    from corpus.loaders import load_any
-    from classifier.train import TrainConfig, train
+    from moodmusic.corpus.build import BuildConfig, build
+    from moodmusic.corpus.loaders import load_any
+    from moodmusic.classifier.train import TrainConfig, train
 
     for cues in ("v1", "v2"):
         build(BuildConfig(out=str(tmp_path / cues), clips=12, seconds=2.0, seed=5, cues=cues), progress=False)
@@ -312,7 +312,7 @@ def test_training_joins_several_corpora(tmp_path):
 
 
 def test_sign_only_labels_teach_the_side_of_zero_not_the_size():
-    from classifier.train import point_errors
+    from moodmusic.classifier.train import point_errors
 
     target = torch.tensor([[0.8, 0.2], [0.8, 0.2], [-0.6, 0.0], [0.8, 0.2]])
     predicted = torch.tensor([[0.3, 0.2], [-0.1, 0.2], [-0.4, 0.0], [0.3, 0.2]])
@@ -326,10 +326,10 @@ def test_sign_only_labels_teach_the_side_of_zero_not_the_size():
 def test_cue_head_learns_from_the_corpus_cue_tracks(tmp_path):
     """--cue-weight: the model gets a cue head; crops carry the cue tracks of the same frames; the loss is
     low for logits that say where the cue sounds and high for the opposite."""
-    from classifier.data import CropDataset, load_examples
-    from classifier.train import TrainConfig, cue_errors, train
-    from corpus.build import BuildConfig, build
-    from corpus.loaders import load_any
+    from moodmusic.classifier.data import CropDataset, load_examples
+    from moodmusic.classifier.train import TrainConfig, cue_errors, train
+    from moodmusic.corpus.build import BuildConfig, build
+    from moodmusic.corpus.loaders import load_any
 
     corpus = tmp_path / "corpus"
     build(BuildConfig(out=str(corpus), clips=12, seconds=2.0, seed=5, cues="v3"), progress=False)

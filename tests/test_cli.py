@@ -20,11 +20,11 @@ def test_a_group_alone_runs_its_default_subcommand():
     assert with_default_subcommand(["evaluate", "vocoder", "--clips", "4"]) == ["evaluate", "vocoder", "--clips", "4"]
     assert with_default_subcommand(["evaluate", "--help"]) == ["evaluate", "--help"]  # the group's own help
     args = build_parser().parse_args(with_default_subcommand(["evaluate", "--quick"]))
-    assert args._module == "evaluation.closed_loop" and args.quick
+    assert args._module == "moodmusic.evaluation.closed_loop" and args.quick
 
 
 def test_serve_takes_the_guidance_candidates_from_the_environment_or_the_flag():
-    from server.settings import Settings, SettingsError
+    from moodmusic.server.settings import Settings, SettingsError
 
     assert Settings.from_env({}).candidates is None  # the generator's guidance.json decides
     assert Settings.from_env({"MOODMUSIC_CANDIDATES": "1"}).candidates == 1

@@ -15,9 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.app import create_app
-from server.background import BackgroundServer
-from server.settings import Settings
+from moodmusic.server.app import create_app
+from moodmusic.server.background import BackgroundServer
+from moodmusic.server.settings import Settings
 
 EXAMPLES = int(os.environ.get("MOODMUSIC_CONTRACT_EXAMPLES", "8"))
 DEADLINE_S = 20.0  # the server's; a response may take it and a little more (the 504 itself)
@@ -26,7 +26,7 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 def test_schemathesis_finds_no_failure_in_the_contract(tiny_checkpoints, tmp_path):
     from moodmusic.pipeline import load_pipeline
-    from narrator import TemplateNarrator
+    from moodmusic.narrator import TemplateNarrator
 
     pipeline = load_pipeline(tiny_checkpoints, narrator=TemplateNarrator())
     settings = Settings(store_dir=str(tmp_path / "store"), workers=2, queue_size=16, deadline_s=DEADLINE_S, warmup=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from corpus.build import BuildConfig, build, plan, split_for, summary
+from moodmusic.corpus.build import BuildConfig, build, plan, split_for, summary
 from moodmusic.cli import main
 from moodmusic.mel import N_MELS, frames_for_seconds
 
@@ -81,7 +81,7 @@ def test_summary_counts_clips_per_split_and_quadrant():
 
 
 def test_rerender_passes_a_split_through_the_renderer_and_resumes(tmp_path, capsys):
-    from corpus.loaders import DatasetError, load_corpus
+    from moodmusic.corpus.loaders import DatasetError, load_corpus
     from moodmusic.audio import load_audio
     from moodmusic.mel import log_mel
 
@@ -105,7 +105,7 @@ def test_rerender_passes_a_split_through_the_renderer_and_resumes(tmp_path, caps
     assert main(["corpus", "rerender", "--from", str(source), "--out", str(out), "--split", "train"]) == 0
     assert "0 clips rendered" in capsys.readouterr().out  # resumed: nothing left to do
     with pytest.raises(DatasetError, match="no manifest.csv"):
-        from vocoder.rerender import rerender
+        from moodmusic.vocoder.rerender import rerender
 
         rerender(tmp_path / "nowhere", out)
 

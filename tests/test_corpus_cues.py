@@ -5,9 +5,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from corpus.cues import perform
-from corpus.render import MELODY_CHANNEL, PULSE_CHANNEL, SCALES, EvenShare, arrange, beat_quarters, change_mode, cue_tracks, fit_register, note_rolls, third_above
-from corpus.scores import Piece, excerpt
+from moodmusic.corpus.cues import perform
+from moodmusic.corpus.render import MELODY_CHANNEL, PULSE_CHANNEL, SCALES, EvenShare, arrange, beat_quarters, change_mode, cue_tracks, fit_register, note_rolls, third_above
+from moodmusic.corpus.scores import Piece, excerpt
 from moodmusic.tonality import Key
 
 

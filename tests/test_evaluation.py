@@ -65,7 +65,7 @@ def test_spearman_and_confusion():
 
 
 def test_mood_section_reports_accuracy_per_seed():
-    from evaluation.closed_loop import _mood_section
+    from moodmusic.evaluation.closed_loop import _mood_section
 
     def record(valence, arousal, seed, heard_valence):
         return {"valence": valence, "arousal": arousal, "seed": seed, "heard_valence": heard_valence, "heard_arousal": arousal}
@@ -86,7 +86,7 @@ def test_mean_pairwise_l1():
 
 
 def test_shuffled_slices_keep_length_and_draw_from_the_same_group():
-    from evaluation.closed_loop import shuffle_slices
+    from moodmusic.evaluation.closed_loop import shuffle_slices
 
     mels = [np.full((80, 100), 1.0), np.full((80, 90), 2.0), np.full((80, 70), 9.0)]
     shuffled = shuffle_slices(mels, ["a", "a", "b"], slice_frames=32)
@@ -102,14 +102,14 @@ def pipeline(tiny_checkpoints):
     import torch
 
     from moodmusic.pipeline import load_pipeline
-    from narrator import TemplateNarrator
+    from moodmusic.narrator import TemplateNarrator
 
     torch.set_num_threads(1)
     return load_pipeline(tiny_checkpoints, narrator=TemplateNarrator())
 
 
 def test_closed_loop_quick_report_has_every_section(pipeline, tmp_path):
-    from evaluation.closed_loop import ClosedLoopConfig, _run, write_report
+    from moodmusic.evaluation.closed_loop import ClosedLoopConfig, _run, write_report
 
     corpus = write_tiny_corpus(tmp_path / "corpus", clips_per_split=16)  # 4 test clips per quadrant
     config = ClosedLoopConfig.quick(seconds=2.0, corpus=str(corpus), progress=False)
@@ -149,7 +149,7 @@ def test_closed_loop_quick_report_has_every_section(pipeline, tmp_path):
 
 
 def test_closed_loop_without_a_corpus_says_so(pipeline, tmp_path):
-    from evaluation.closed_loop import ClosedLoopConfig, evaluate_grid
+    from moodmusic.evaluation.closed_loop import ClosedLoopConfig, evaluate_grid
 
     config = ClosedLoopConfig(grid=2, seeds=2, seconds=1.0, corpus=str(tmp_path / "missing"), acoustic=False, progress=False)
     report = evaluate_grid(pipeline, config)
@@ -207,7 +207,7 @@ def test_folder_report(tiny_checkpoints, tmp_path):
 
 
 def test_bench_quick(pipeline, tmp_path):
-    from evaluation.bench import BenchConfig, bench, markdown
+    from moodmusic.evaluation.bench import BenchConfig, bench, markdown
 
     results = bench(pipeline, BenchConfig.quick(seconds=2.0, analysis_seconds=3.0, stream_seconds=1.0, threads=1))
     for section in ("generator", "vocoder", "generate_and_vocode", "compose", "analysis"):

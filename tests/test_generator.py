@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from generator.model import DiscriminatorConfig, GeneratorConfig, MelSliceGenerator, SliceDiscriminator
-from generator.sampling import MelGenerator
+from moodmusic.generator.model import DiscriminatorConfig, GeneratorConfig, MelSliceGenerator, SliceDiscriminator
+from moodmusic.generator.sampling import MelGenerator
 from moodmusic.mel import FRAMES_PER_SECOND, LOG_FLOOR, N_MELS
 from moodmusic.mood import MoodError
 from moodmusic.loops import equal_power_loop
@@ -85,7 +85,7 @@ class LoudnessCritic(torch.nn.Module):
 
 
 def test_guidance_keeps_the_candidate_the_critic_prefers(tiny_generator):
-    from generator.sampling import Guidance, Session, candidate_seed
+    from moodmusic.generator.sampling import Guidance, Session, candidate_seed
 
     guided = MelGenerator(tiny_generator.model, TINY, version="test", critic=LoudnessCritic())
     plain = tiny_generator
@@ -123,7 +123,7 @@ def test_guidance_keeps_the_candidate_the_critic_prefers(tiny_generator):
 
 
 def test_guidance_with_acceptance_tries_the_others_only_when_candidate_0_falls_short(tiny_generator):
-    from generator.sampling import Guidance
+    from moodmusic.generator.sampling import Guidance
 
     guided = MelGenerator(tiny_generator.model, TINY, version="test", critic=LoudnessCritic())
     mood = (0.6, 0.3)
@@ -137,8 +137,8 @@ def test_guidance_with_acceptance_tries_the_others_only_when_candidate_0_falls_s
 def test_guidance_json_loads_the_critic_beside_the_generator(tiny_checkpoints, tmp_path):
     import shutil
 
-    import generator
-    from generator.critic import CriticConfig, build
+    from moodmusic import generator
+    from moodmusic.generator.critic import CriticConfig, build
     from moodmusic import checkpoints
 
     root = tmp_path / "checkpoints"
@@ -172,8 +172,8 @@ def test_valence_scale_conditions_on_the_emphasised_valence(tiny_generator, tiny
     arousal untouched; guidance.json carries it and the version names it."""
     import shutil
 
-    import generator
-    from generator.sampling import Guidance
+    from moodmusic import generator
+    from moodmusic.generator.sampling import Guidance
 
     emphasis = Guidance(valence_scale=2.0)
     assert emphasis.condition(0.3, -0.4) == pytest.approx((0.6, -0.4)) and emphasis.condition(-0.7, 0.2) == pytest.approx((-1.0, 0.2))
@@ -185,7 +185,7 @@ def test_valence_scale_conditions_on_the_emphasised_valence(tiny_generator, tiny
     shutil.copytree(tiny_checkpoints, root)
     plain = generator.load(root / "generator")
     (root / "generator" / "guidance.json").write_text(json.dumps({"candidates": 1, "chunk_slices": 2, "critic": "critic", "valence_scale": 2}))
-    from generator.critic import CriticConfig, build
+    from moodmusic.generator.critic import CriticConfig, build
     from moodmusic import checkpoints
 
     checkpoints.save(build(CriticConfig()), CriticConfig(), root / "critic")
@@ -264,8 +264,8 @@ def test_stinger_shapes():
 
 
 def test_training_runs_resumes_and_exports(tiny_corpus, tmp_path, monkeypatch):
-    from generator.inference import load
-    from generator.train import TrainConfig, train
+    from moodmusic.generator.inference import load
+    from moodmusic.generator.train import TrainConfig, train
 
     monkeypatch.setenv("MOODMUSIC_CHECKPOINTS", str(tmp_path / "checkpoints"))
     config = TrainConfig(data=str(tiny_corpus), out=str(tmp_path / "run"), steps=4, batch_size=4, channels=16,
@@ -287,7 +287,7 @@ def test_training_runs_resumes_and_exports(tiny_corpus, tmp_path, monkeypatch):
 def test_training_starts_from_a_generator_folder_with_a_warmed_up_discriminator(tiny_corpus, tmp_path):
     from safetensors.torch import load_file
 
-    from generator.train import TrainConfig, train
+    from moodmusic.generator.train import TrainConfig, train
     from moodmusic import checkpoints
 
     first = TrainConfig(data=str(tiny_corpus), out=str(tmp_path / "first"), steps=2, batch_size=4, channels=16, checkpoint_every=2, log_every=1, threads=1)
@@ -304,7 +304,7 @@ def test_training_starts_from_a_generator_folder_with_a_warmed_up_discriminator(
 
 
 def test_anchor_holds_the_init_generators_coarse_spectrum(tiny_corpus, tmp_path):
-    from generator.train import TrainConfig, coarse_spectrum, train
+    from moodmusic.generator.train import TrainConfig, coarse_spectrum, train
 
     mel = torch.randn(2, N_MELS, 5)
     assert torch.allclose(coarse_spectrum(mel, N_MELS)[:, 0], mel.mean(dim=1))  # all bands: each frame's loudness
@@ -338,7 +338,7 @@ def test_generator_checkpoint_is_small():
 
 def test_mel_pitch_classes_find_the_note():
     """The critic's pitch profile, computed from the log-mel alone, puts an A (440 Hz and its harmonics) on A."""
-    from generator.critic import MelPitchClasses
+    from moodmusic.generator.critic import MelPitchClasses
     from moodmusic.mel import SAMPLE_RATE, log_mel
 
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
@@ -349,9 +349,9 @@ def test_mel_pitch_classes_find_the_note():
 
 def test_critic_trains_and_guides_generator_training(tmp_path):
     """The mode critic trains on a corpus, loads frozen, and its loss reaches the generator's weights."""
-    from generator.critic import CriticTrainConfig, load, mode_loss
-    from generator.critic import train as train_critic
-    from generator.train import TrainConfig, critic_loss, train
+    from moodmusic.generator.critic import CriticTrainConfig, load, mode_loss
+    from moodmusic.generator.critic import train as train_critic
+    from moodmusic.generator.train import TrainConfig, critic_loss, train
     from conftest import write_tiny_corpus
 
     corpus = write_tiny_corpus(tmp_path / "corpus", seconds=3.2)  # the critic reads 3 s windows
@@ -359,7 +359,7 @@ def test_critic_trains_and_guides_generator_training(tmp_path):
     assert best["step"] == 6 and 0.0 <= best["window_accuracy"] <= 1.0
     critic = load(tmp_path / "critic" / "best")
     assert not any(p.requires_grad for p in critic.parameters())
-    from generator.critic import export
+    from moodmusic.generator.critic import export
     from moodmusic import checkpoints
 
     export(tmp_path / "critic" / "best", CriticTrainConfig(data=str(corpus)), best, "moodmusic train critic --export", root=tmp_path / "shipped")

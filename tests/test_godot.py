@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from games.godot_check import SETUP_HINT, GodotError, compare_with_bank, expected_godot_loop, find_godot, read_bank_with_godot
+from moodmusic.games.godot_check import SETUP_HINT, GodotError, compare_with_bank, expected_godot_loop, find_godot, read_bank_with_godot
 from moodmusic.loopfiles import read_wav_markers, wav_bytes
 
 # (file, sample rate, bpm, beats per bar, first loop bar, loop bars, file length in bars): three rates, three

@@ -4,11 +4,13 @@ Layers, lowest first; a module may import from its own layer or lower ones:
 
 - L0 the leaf ``moodmusic`` (every module of moodmusic/ but the chain and the top ones below):
   mood space, mel, audio, mastering, checkpoints, tonality, tempo, loops, shared types.
-- L1 the stages: ``corpus``, ``generator``, ``vocoder``, ``classifier``, ``narrator``.
+- L1 the stages: ``moodmusic.corpus``, ``moodmusic.generator``, ``moodmusic.vocoder``,
+  ``moodmusic.classifier``, ``moodmusic.narrator`` (folders at the repository root that pyproject.toml
+  maps into the package: ``moodmusic.generator`` is generator/).
 - L2 the chain: ``moodmusic.pipeline``, its live form ``moodmusic.livestream`` and its command
   ``moodmusic.generate`` (`moodmusic generate`).
-- L3 ``evaluation``.
-- L4 the top: ``server``, ``games``, ``moodmusic.cli``, ``moodmusic.client``.
+- L3 ``moodmusic.evaluation``.
+- L4 the top: ``moodmusic.server``, ``moodmusic.games``, ``moodmusic.cli``, ``moodmusic.client``.
 
 Every ``import`` and ``from ... import`` counts, function-local ones included (an import hidden in
 a function is still a dependency). On top of the layer order there must be no cycle between
@@ -32,36 +34,50 @@ SPECIAL = {
 }
 PACKAGES = {
     "moodmusic": 0,
-    "corpus": 1,
-    "generator": 1,
-    "vocoder": 1,
-    "classifier": 1,
-    "narrator": 1,
-    "evaluation": 3,
-    "server": 4,
-    "games": 4,
+    "moodmusic.corpus": 1,
+    "moodmusic.generator": 1,
+    "moodmusic.vocoder": 1,
+    "moodmusic.classifier": 1,
+    "moodmusic.narrator": 1,
+    "moodmusic.evaluation": 3,
+    "moodmusic.server": 4,
+    "moodmusic.games": 4,
 }
 LAYER_NAMES = {0: "L0 leaf", 1: "L1 stages", 2: "L2 chain", 3: "L3 evaluation", 4: "L4 top"}
+
+
+def _folder(package: str) -> Path:
+    """The folder of a package: moodmusic/ itself, or a stage's folder at the repository root that
+    pyproject.toml maps to ``moodmusic.<stage>`` (``moodmusic.generator`` is generator/)."""
+    return ROOT / package.split(".")[-1]
 
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
+    if parts[0] != "moodmusic":
+        parts.insert(0, "moodmusic")
     return ".".join(parts)
 
 
 def _modules() -> dict[str, Path]:
     found = {}
     for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
+        for path in sorted(_folder(package).rglob("*.py")):
             found[_module_name(path)] = path
     return found
 
 
+def _package(module: str) -> str:
+    """The package of PACKAGES a module belongs to: its stage (``moodmusic.server``) or ``moodmusic``."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 and ".".join(parts[:2]) in PACKAGES else parts[0]
+
+
 def _resolve(name: str, modules: dict[str, Path]) -> str | None:
     """The project module that ``name`` means (a module, or a package's __init__); None if outside."""
-    if name.split(".")[0] not in PACKAGES:
+    if name.split(".")[0] != "moodmusic":
         return None
     while name and name not in modules:
         name = name.rpartition(".")[0]
@@ -100,11 +116,11 @@ def _imports(module: str, path: Path, modules: dict[str, Path]) -> list[tuple[st
 def _unit(module: str) -> str:
     """The package a module counts in: its top-level package, but the chain and top modules of
     moodmusic count on their own (they sit in other layers than the leaf)."""
-    return module if module in SPECIAL else module.split(".")[0]
+    return module if module in SPECIAL else _package(module)
 
 
 def _layer(module: str) -> int:
-    return SPECIAL.get(module, PACKAGES[module.split(".")[0]])
+    return SPECIAL.get(module, PACKAGES[_package(module)])
 
 
 def _graph():
@@ -207,11 +223,18 @@ def test_no_cycle_between_modules():
 
 def test_the_checks_catch_what_they_should(tmp_path):
     """The walk itself: a function-local import and a relative one are seen, and a cycle is found."""
-    modules = {"corpus": tmp_path / "corpus" / "__init__.py", "corpus.a": tmp_path / "a.py", "corpus.b": tmp_path / "b.py"}
-    modules["corpus.a"].write_text("def f():\n    from corpus.b import g\n")
-    modules["corpus.b"].write_text("from .a import f\n")
-    assert _imports("corpus.a", modules["corpus.a"], modules) == [("corpus.b", 2)]
-    assert _imports("corpus.b", modules["corpus.b"], modules) == [("corpus.a", 1)]
-    assert _cycles({"corpus.a": {"corpus.b"}, "corpus.b": {"corpus.a"}}) == [["corpus.a", "corpus.b"]]
-    assert _cycles({"corpus.a": {"corpus.b"}, "corpus.b": set()}) == []
+    modules = {"moodmusic.corpus": tmp_path / "corpus" / "__init__.py", "moodmusic.corpus.a": tmp_path / "a.py", "moodmusic.corpus.b": tmp_path / "b.py"}
+    modules["moodmusic.corpus.a"].write_text("def f():\n    from moodmusic.corpus.b import g\n")
+    modules["moodmusic.corpus.b"].write_text("from .a import f\n")
+    assert _imports("moodmusic.corpus.a", modules["moodmusic.corpus.a"], modules) == [("moodmusic.corpus.b", 2)]
+    assert _imports("moodmusic.corpus.b", modules["moodmusic.corpus.b"], modules) == [("moodmusic.corpus.a", 1)]
+    assert _cycles({"moodmusic.corpus.a": {"moodmusic.corpus.b"}, "moodmusic.corpus.b": {"moodmusic.corpus.a"}}) == [["moodmusic.corpus.a", "moodmusic.corpus.b"]]
+    assert _cycles({"moodmusic.corpus.a": {"moodmusic.corpus.b"}, "moodmusic.corpus.b": set()}) == []
     assert _layer("moodmusic.mood") == 0 and _layer("moodmusic.pipeline") == 2 and _layer("moodmusic.cli") == 4
+    assert _layer("moodmusic.server.app") == 4 and _layer("moodmusic.generator.model") == 1 and _layer("moodmusic.evaluation") == 3
+    assert _unit("moodmusic.server.app") == "moodmusic.server" and _unit("moodmusic.mel") == "moodmusic"
+    # an upward import through the package's name is seen, in each spelling
+    leaf = tmp_path / "leaf.py"
+    leaf.write_text("from moodmusic import server\nimport moodmusic.generator.model as m\nfrom moodmusic.server.app import x\n")
+    known = {"moodmusic.mel": leaf, "moodmusic.server": leaf, "moodmusic.server.app": leaf, "moodmusic.generator": leaf, "moodmusic.generator.model": leaf}
+    assert _imports("moodmusic.mel", leaf, known) == [("moodmusic.server", 1), ("moodmusic.generator.model", 2), ("moodmusic.server.app", 3)]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from corpus.loaders import DatasetError, load_any, load_csv_manifest, load_deam, load_quadrant_folders, split_of
+from moodmusic.corpus.loaders import DatasetError, load_any, load_csv_manifest, load_deam, load_quadrant_folders, split_of
 
 
 def write(path, seconds=0.5, suffix_format=None):

@@ -58,7 +58,7 @@ def test_the_search_measures_the_seam_of_the_loop_it_builds():
 
 
 def test_bank_writes_loops_in_the_format_asked_for(tiny_checkpoints, tmp_path):
-    from games.bank import build_bank
+    from moodmusic.games.bank import build_bank
     from moodmusic.audio import load_audio
     from moodmusic.pipeline import load_pipeline
 
@@ -80,7 +80,7 @@ def test_bank_writes_loops_in_the_format_asked_for(tiny_checkpoints, tmp_path):
 def test_bank_files_carry_the_manifests_loop_points_and_bars_at_48_khz(tiny_checkpoints, tmp_path, audio_format):
     import soundfile
 
-    from games.bank import build_bank
+    from moodmusic.games.bank import build_bank
     from moodmusic.loopfiles import read_ogg_loop, read_wav_markers
     from moodmusic.pipeline import load_pipeline
 

@@ -120,7 +120,7 @@ class SilentUnlessPositive(torch.nn.Module):
 
 
 def test_liveness_redraws_silent_slices_from_the_clips_own_stream():
-    from generator.sampling import Liveness
+    from moodmusic.generator.sampling import Liveness
 
     liveness = Liveness()
     generator = torch.Generator().manual_seed(0)
@@ -137,7 +137,7 @@ def test_liveness_redraws_silent_slices_from_the_clips_own_stream():
 
 
 def test_liveness_caps_a_blown_up_slice():
-    from generator.sampling import Liveness
+    from moodmusic.generator.sampling import Liveness
 
     class Explodes(torch.nn.Module):
         def forward(self, context, mood, latent, frame_noise):

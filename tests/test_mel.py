@@ -41,7 +41,7 @@ def test_frame_arithmetic():
 
 
 def test_long_audio_is_transformed_a_chunk_at_a_time_with_the_one_shot_result():
-    from classifier import features
+    from moodmusic.classifier import features
     from moodmusic import mel
 
     audio = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, 22050 * 75 + 123).astype(np.float32))  # 6,461 frames: 4 chunks

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from moodmusic.analysis import Analysis, MoodReading, TimelineWindow
-from narrator import (
+from moodmusic.narrator import (
     LlamaCppNarrator,
     Narration,
     NarratorConfig,
@@ -23,10 +23,10 @@ from narrator import (
     from_env,
     narrate,
 )
-from narrator.bench import random_analysis
-from narrator.llm import TABLE2_PROMPT, build_messages, mood_details
-from narrator.template import SECONDARY_NAMED, movement, sentences, template_narration
-from narrator.words import MOOD_WORDS, moods_named, names_mood
+from moodmusic.narrator.bench import random_analysis
+from moodmusic.narrator.llm import TABLE2_PROMPT, build_messages, mood_details
+from moodmusic.narrator.template import SECONDARY_NAMED, movement, sentences, template_narration
+from moodmusic.narrator.words import MOOD_WORDS, moods_named, names_mood
 
 QUADRANT_PROBS = {"happy": 0.1, "angry": 0.05, "sad": 0.15, "calm": 0.7}
 
@@ -418,8 +418,8 @@ def test_cli_narrates_a_saved_analysis(tmp_path, capsys, monkeypatch, chill_anal
 
 
 def test_cli_explains_when_the_classifier_cannot_load(tmp_path, monkeypatch):
-    import classifier
-    from narrator.cli import analyse
+    from moodmusic import classifier
+    from moodmusic.narrator.cli import analyse
 
     clip = tmp_path / "clip.wav"
     clip.write_bytes(b"RIFF")

@@ -10,7 +10,7 @@ import pytest
 import soundfile
 import torch
 
-from corpus.real import LABELS, Track, assign_splits, build, excerpt_starts
+from moodmusic.corpus.real import LABELS, Track, assign_splits, build, excerpt_starts
 from moodmusic.mel import SAMPLE_RATE
 
 
@@ -66,10 +66,10 @@ def test_build_cuts_labelled_excerpts_and_writes_the_index(tiny_real_set):
 
 
 def test_weak_labels_train_only_the_signs_they_know(tiny_real_set, tmp_path):
-    from classifier.data import CropDataset, load_examples
-    from classifier.train import TrainConfig, point_errors, train, weak_repeats
-    from corpus.build import BuildConfig, build as build_corpus
-    from corpus.loaders import load_any
+    from moodmusic.classifier.data import CropDataset, load_examples
+    from moodmusic.classifier.train import TrainConfig, point_errors, train, weak_repeats
+    from moodmusic.corpus.build import BuildConfig, build as build_corpus
+    from moodmusic.corpus.loaders import load_any
 
     out, _ = tiny_real_set
     clips = load_any(out)
@@ -93,8 +93,8 @@ def test_weak_labels_train_only_the_signs_they_know(tiny_real_set, tmp_path):
 
 
 def test_weak_labels_are_balanced_by_repeats_up_to_a_limit():
-    from classifier.data import Example
-    from classifier.train import weak_repeats
+    from moodmusic.classifier.data import Example
+    from moodmusic.classifier.train import weak_repeats
 
     def excerpt(valence, arousal):
         return Example(np.zeros((80, 4)), np.zeros((12, 4)), valence, arousal, 0, False, "t", weak=True)
@@ -106,8 +106,8 @@ def test_weak_labels_are_balanced_by_repeats_up_to_a_limit():
 
 
 def test_real_music_measure_on_the_held_out_excerpts(tiny_real_set):
-    import classifier
-    from classifier.evaluate import real_music
+    from moodmusic import classifier
+    from moodmusic.classifier.evaluate import real_music
 
     out, rows = tiny_real_set
     held_out = [r for r in rows if r["split"] == "test"]

@@ -19,10 +19,10 @@ import soundfile
 from moodmusic.audio import load_audio, to_wav_bytes
 from moodmusic.mel import SAMPLE_RATE
 from moodmusic.mood import NAMED_MOODS
-from server.app import create_app
-from server.background import BackgroundServer
-from server.settings import Settings
-from server.store import ClipStore
+from moodmusic.server.app import create_app
+from moodmusic.server.background import BackgroundServer
+from moodmusic.server.settings import Settings
+from moodmusic.server.store import ClipStore
 
 from conftest import tone
 
@@ -32,7 +32,7 @@ UPLOAD_LIMIT = 256 * 1024
 @pytest.fixture(scope="module")
 def pipeline(tiny_checkpoints):
     from moodmusic.pipeline import load_pipeline
-    from narrator import TemplateNarrator
+    from moodmusic.narrator import TemplateNarrator
 
     chain = load_pipeline(tiny_checkpoints, narrator=TemplateNarrator())  # the environment's narrator must not matter
     chain.compose("calm", 1.0, seed=0)  # warm once here, so each server below can skip its warm-up

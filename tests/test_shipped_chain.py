@@ -58,7 +58,7 @@ def test_generate_command_writes_a_clip_and_its_reading(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def shipped_chain():
     from moodmusic.pipeline import load_pipeline
-    from narrator import TemplateNarrator
+    from moodmusic.narrator import TemplateNarrator
 
     return load_pipeline(narrator=TemplateNarrator())
 

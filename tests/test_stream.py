@@ -12,15 +12,15 @@ from moodmusic.livestream import LiveStream
 from moodmusic import mastering
 from moodmusic.mastering import StreamMaster
 from moodmusic.mel import SAMPLE_RATE
-from server.app import create_app
-from server.background import BackgroundServer
-from server.settings import Settings
+from moodmusic.server.app import create_app
+from moodmusic.server.background import BackgroundServer
+from moodmusic.server.settings import Settings
 
 
 @pytest.fixture(scope="module")
 def pipeline(tiny_checkpoints):
     from moodmusic.pipeline import load_pipeline
-    from narrator import TemplateNarrator
+    from moodmusic.narrator import TemplateNarrator
 
     return load_pipeline(tiny_checkpoints, narrator=TemplateNarrator())
 

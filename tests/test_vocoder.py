@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-import vocoder
+from moodmusic import vocoder
 from moodmusic import checkpoints
 from moodmusic.checkpoints import CheckpointError
 from moodmusic.cli import main
 from moodmusic.mel import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE, log_mel
-from vocoder.metrics import join_jumps, multi_resolution_distance, relative_log_mel_l1
-from vocoder.model import VocoderConfig, build_generator, receptive_field_frames
-from vocoder.streaming import render_in_chunks
-from vocoder.train import TrainConfig, read_state_step, train
+from moodmusic.vocoder.metrics import join_jumps, multi_resolution_distance, relative_log_mel_l1
+from moodmusic.vocoder.model import VocoderConfig, build_generator, receptive_field_frames
+from moodmusic.vocoder.streaming import render_in_chunks
+from moodmusic.vocoder.train import TrainConfig, read_state_step, train
 
 TINY = VocoderConfig(upsample_initial_channel=16)  # same layout as the default, 1/8 of the width: `--channels 16`
 SHIPPED = checkpoints.stage_dir("vocoder") / checkpoints.WEIGHTS_FILE
@@ -53,7 +53,7 @@ def tiny_vocoder(seed: int = 0, config: VocoderConfig = TINY) -> vocoder.Hifigan
 def tiny_corpus(tmp_path_factory):
     if shutil.which("fluidsynth") is None:
         pytest.skip("fluidsynth not installed: run scripts/setup.sh")
-    from corpus.build import BuildConfig, build
+    from moodmusic.corpus.build import BuildConfig, build
 
     out = tmp_path_factory.mktemp("corpus")
     build(BuildConfig(out=str(out), clips=8, seconds=1.0, workers=1), progress=False)  # 8: one val and one test piece

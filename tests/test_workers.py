@@ -3,7 +3,7 @@
 import threading
 import time
 
-from server.workers import WorkerPool
+from moodmusic.server.workers import WorkerPool
 
 
 def teach(pool: WorkerPool, kind: str, seconds: float, units: float = 1.0) -> None:
@@ -63,8 +63,8 @@ def test_torch_threads_come_from_the_environment_and_the_command_line():
 
     import pytest
 
-    from server.cli import add_arguments
-    from server.settings import Settings, SettingsError
+    from moodmusic.server.cli import add_arguments
+    from moodmusic.server.settings import Settings, SettingsError
 
     assert Settings().torch_threads == 0  # the cores divided among the workers (server/services.py)
     assert Settings.from_env({"MOODMUSIC_TORCH_THREADS": "2"}).torch_threads == 2
@@ -78,7 +78,7 @@ def test_torch_threads_come_from_the_environment_and_the_command_line():
 
 
 def test_one_client_cannot_hold_more_than_its_share_and_a_finished_job_frees_it():
-    from server.workers import TooManyJobs
+    from moodmusic.server.workers import TooManyJobs
 
     pool = WorkerPool(workers=1, queue_size=8, per_client=2)
     try:

@@ -1,6 +1,6 @@
 """The vocoder stage: log-mel (docs/conventions.md) -> waveform at 22,050 Hz.
 
-    import vocoder
+    from moodmusic import vocoder
     voc = vocoder.load()                  # the shipped HiFi-GAN (checkpoints/vocoder/)
     voc = vocoder.load("griffinlim")      # no weights needed
     voc = vocoder.load("path/to/folder")  # ours (model.safetensors + config.json) or speechbrain's
@@ -17,17 +17,17 @@ import importlib
 from typing import TYPE_CHECKING
 
 _EXPORTS = {
-    "load": "vocoder.model",
-    "Vocoder": "vocoder.model",
-    "VocoderConfig": "vocoder.model",
-    "HifiganVocoder": "vocoder.model",
-    "GriffinLimVocoder": "vocoder.model",
-    "StreamRenderer": "vocoder.streaming",
+    "load": "moodmusic.vocoder.model",
+    "Vocoder": "moodmusic.vocoder.model",
+    "VocoderConfig": "moodmusic.vocoder.model",
+    "HifiganVocoder": "moodmusic.vocoder.model",
+    "GriffinLimVocoder": "moodmusic.vocoder.model",
+    "StreamRenderer": "moodmusic.vocoder.streaming",
 }
 
 if TYPE_CHECKING:
-    from vocoder.model import GriffinLimVocoder, HifiganVocoder, Vocoder, VocoderConfig, load
-    from vocoder.streaming import StreamRenderer
+    from moodmusic.vocoder.model import GriffinLimVocoder, HifiganVocoder, Vocoder, VocoderConfig, load
+    from moodmusic.vocoder.streaming import StreamRenderer
 
 __all__ = list(_EXPORTS)
 

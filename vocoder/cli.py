@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from vocoder.model import VocoderConfig
-    from vocoder.train import TrainConfig, train
+    from moodmusic.vocoder.model import VocoderConfig
+    from moodmusic.vocoder.train import TrainConfig, train
 
     if args.steps < 1 or args.batch_size < 1 or args.segment < 1024:
         raise SystemExit("--steps and --batch-size must be positive and --segment at least 1024")

@@ -46,7 +46,7 @@ def held_out_clips(corpus: str | Path, count: int) -> list:
     """`count` test-split clips spread evenly over the split (sorted by file), so every run picks the same."""
     import numpy as np
 
-    from vocoder.train import split_clips
+    from moodmusic.vocoder.train import split_clips
 
     clips = split_clips(corpus, "test")
     if not clips:
@@ -65,7 +65,7 @@ def mood_agreement(renderers: dict, clips: list, audios: list) -> dict:
     """
     import numpy as np
 
-    import classifier
+    from moodmusic import classifier
     from moodmusic.checkpoints import CheckpointError
     from moodmusic.mel import log_mel
 
@@ -90,7 +90,7 @@ def copy_synthesis(vocoder, audios: list) -> dict:
     import numpy as np
 
     from moodmusic.mel import log_mel
-    from vocoder.metrics import log_mel_l1, multi_resolution_distance
+    from moodmusic.vocoder.metrics import log_mel_l1, multi_resolution_distance
 
     per_clip = []
     for audio in audios:
@@ -130,8 +130,8 @@ def render_seconds(vocoder, mel, repeats: int = 5) -> float:
 
 def streaming_check(vocoder, mel, chunk_seconds: float) -> dict:
     from moodmusic.mel import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE
-    from vocoder.metrics import join_jumps, relative_log_mel_l1
-    from vocoder.streaming import render_in_chunks
+    from moodmusic.vocoder.metrics import join_jumps, relative_log_mel_l1
+    from moodmusic.vocoder.streaming import render_in_chunks
 
     chunk_frames = max(1, int(round(chunk_seconds * FRAMES_PER_SECOND)))
     streamed, joins = render_in_chunks(vocoder, mel, chunk_frames)
@@ -175,7 +175,7 @@ def evaluate(corpus: str, clips: int, vocoder_source: str | None, seconds: float
     """All the numbers, and the renderings of one held-out clip for the image."""
     import torch
 
-    import vocoder as vocoder_api
+    from moodmusic import vocoder as vocoder_api
     from moodmusic import checkpoints
     from moodmusic.audio import load_audio
     from moodmusic.mel import HOP_LENGTH, SAMPLE_RATE, log_mel
@@ -328,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
     if args.record:
         if training is None:
             raise SystemExit("--record needs the shipped vocoder (no --vocoder) and its manifest entry")
-        from vocoder.model import VocoderConfig, build_generator
+        from moodmusic.vocoder.model import VocoderConfig, build_generator
 
         metrics = {"test_clips": len(results["clips"]), "hifigan": results["hifigan"], "griffinlim": results["griffinlim"], "griffinlim_sparse": results["griffinlim_sparse"],
                    "render_10s_seconds": results["speed"]["hifigan_seconds"], "streaming": results["streaming"]}  # fmt: skip

@@ -27,7 +27,7 @@ import yaml
 from moodmusic import checkpoints
 from moodmusic.checkpoints import CheckpointError
 from moodmusic.mel import HOP_LENGTH, MEL, N_MELS, SAMPLE_RATE, SinusoidMelInverse
-from vocoder.streaming import StreamRenderer
+from moodmusic.vocoder.streaming import StreamRenderer
 
 STAGE = "vocoder"
 GRIFFIN_LIM = "griffinlim"

@@ -26,10 +26,10 @@ def rerender(source: Path, out: Path, renderer: str = "griffinlim", split: str =
     import torch
     from tqdm import tqdm
 
-    from corpus.loaders import DatasetError, corpus_manifest
+    from moodmusic.corpus.loaders import DatasetError, corpus_manifest
     from moodmusic.audio import load_audio, write_wav
     from moodmusic.mel import log_mel
-    from vocoder.model import load as load_vocoder
+    from moodmusic.vocoder.model import load as load_vocoder
 
     with open(corpus_manifest(source)) as f:
         reader = csv.DictReader(f)

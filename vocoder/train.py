@@ -36,13 +36,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from corpus.loaders import LabelledClip, load_corpus
+from moodmusic.corpus.loaders import LabelledClip, load_corpus
 from moodmusic import checkpoints
 from moodmusic.audio import load_audio
 from moodmusic.mel import SAMPLE_RATE, log_mel
-from vocoder.discriminators import Discriminator, DiscriminatorConfig
-from vocoder.metrics import MelL1Loss, MultiResolutionSTFTLoss, log_mel_l1, multi_resolution_distance
-from vocoder.model import STAGE, VocoderConfig, build_generator
+from moodmusic.vocoder.discriminators import Discriminator, DiscriminatorConfig
+from moodmusic.vocoder.metrics import MelL1Loss, MultiResolutionSTFTLoss, log_mel_l1, multi_resolution_distance
+from moodmusic.vocoder.model import STAGE, VocoderConfig, build_generator
 
 STATE = "state"
 LOG = "log.jsonl"
