@@ -13,7 +13,8 @@ from `resource`). Figures, with the targets the other issues set:
   (decode, classify, narrate);
 - streaming in process (the ceiling of `WS /v1/stream`): time to first audio (<= 300 ms) and 4 streams
   generated side by side for 60 s, each checked to stay ahead of real-time playback;
-- the server under load: `scripts/load_test.py`, when it exists and `--load-test` is given.
+- the server under load: `python -m moodmusic.evaluation.load_test` (and `moodmusic.evaluation.stream_load`),
+  when `--load-test` is given.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ import numpy as np
 
 from moodmusic.mel import FRAMES_PER_SECOND, SAMPLE_RATE
 
-LOAD_TEST_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "load_test.py"
-STREAM_TEST_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "stream_load.py"
+# The load drivers, run as their own processes (`python -m ...`): they ship with the package.
+LOAD_TEST_MODULE = "moodmusic.evaluation.load_test"
+STREAM_TEST_MODULE = "moodmusic.evaluation.stream_load"
 # (section, key, comparison, threshold, unit, wording): the speed targets of issues 3, 4, 6, 7 and 9.
 TARGETS = (
     ("generator", "median_s", "<=", 0.3, "s", "generator: mel of a 10 s clip <= 0.3 s"),
@@ -74,7 +76,7 @@ class BenchConfig:
     threads: int = 2
     mood: str = "calm"
     load_test: bool = False
-    load_test_args: str = ""  # passed to scripts/load_test.py
+    load_test_args: str = ""  # passed to python -m moodmusic.evaluation.load_test
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchConfig:
@@ -215,26 +217,38 @@ def bench_loops(pipeline, config: BenchConfig) -> dict:
     }  # fmt: skip
 
 
-def run_load_test(args: str, checkpoints: str | None = None, script: Path = LOAD_TEST_SCRIPT) -> dict:
-    """scripts/load_test.py (the server under a bounded loopback load) or scripts/stream_load.py (live
-    streams through the server): its summary, read from its --json file."""
+def package_env() -> dict[str, str]:
+    """The environment for a child `python -m moodmusic...`: it imports this same moodmusic (a checkout or
+    an installed copy), whatever the current folder is, with the folder that holds the package first on its path."""
+    import moodmusic
+
+    env = dict(os.environ)
+    holder = str(Path(moodmusic.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([holder, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def run_load_test(args: str, checkpoints: str | None = None, module: str = LOAD_TEST_MODULE) -> dict:
+    """`python -m moodmusic.evaluation.load_test` (the server under a bounded loopback load) or
+    `moodmusic.evaluation.stream_load` (live streams through the server): its summary, read from its --json file."""
+    import importlib.util
     import shlex
 
-    if not script.exists():
-        return {"available": False, "reason": f"{script} does not exist"}
+    if importlib.util.find_spec(module) is None:
+        return {"available": False, "reason": f"{module} cannot be imported"}
     extra = shlex.split(args)
     if checkpoints and not {"--url", "--tiny", "--checkpoints"} & set(extra):
         extra += ["--checkpoints", checkpoints]  # load the same models the other figures measured
     with tempfile.TemporaryDirectory() as folder:
         summary_path = Path(folder) / "load.json"
-        command = [sys.executable, str(script), *extra, "--json", str(summary_path)]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
-        output: dict[str, Any] = {"available": True, "command": shlex.join([f"scripts/{script.name}", *extra]), "returncode": result.returncode}
+        command = [sys.executable, "-m", module, *extra, "--json", str(summary_path)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=3600, env=package_env())
+        output: dict[str, Any] = {"available": True, "command": shlex.join(["python", "-m", module, *extra]), "returncode": result.returncode}
         if summary_path.exists():
             output["summary"] = {k: v for k, v in json.loads(summary_path.read_text()).items() if k != "results"}  # not every request
             for route in ("clip", "analyze"):  # flat keys for the acceptance table
                 output[f"{route}_p50_s"] = output["summary"].get("routes", {}).get(route, {}).get("p50_s")
-            if script == STREAM_TEST_SCRIPT:
+            if module == STREAM_TEST_MODULE:
                 rss = output["summary"]["server_rss_mb"]
                 output["min_lead_s"] = output["summary"]["min_lead_s"]
                 output["rss_growth_mb"] = None if rss["first"] is None or rss["last"] is None else rss["last"] - rss["first"]
@@ -243,15 +257,12 @@ def run_load_test(args: str, checkpoints: str | None = None, script: Path = LOAD
     return output
 
 
-def load_test_markdown(summary: dict, script: Path = LOAD_TEST_SCRIPT) -> str:
-    """The load script's own table (one way to show its figures), or its JSON if the script cannot be imported."""
-    import importlib.util
+def load_test_markdown(summary: dict, module: str = LOAD_TEST_MODULE) -> str:
+    """The load driver's own table (one way to show its figures), or its JSON if the driver cannot be imported."""
+    import importlib
 
     try:
-        spec = importlib.util.spec_from_file_location(script.stem, script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.markdown(summary)
+        return importlib.import_module(module).markdown(summary)
     except Exception:  # a script that changed shape: the figures still go in, as JSON
         return "```\n" + json.dumps(summary, indent=2) + "\n```"
 
@@ -311,7 +322,7 @@ def bench(pipeline, config: BenchConfig, progress: Callable[[str], None] = lambd
         if not config.load_test_args:
             results["server_alone"] = run_load_test(SEQUENTIAL_LOAD_ARGS, checkpoints)
         progress("server streams")
-        results["server_streams"] = run_load_test(f"--streams {config.streams} --seconds {config.stream_seconds:g}", checkpoints, STREAM_TEST_SCRIPT)
+        results["server_streams"] = run_load_test(f"--streams {config.streams} --seconds {config.stream_seconds:g}", checkpoints, STREAM_TEST_MODULE)
     else:
         results["server_load"] = {"available": False, "reason": "not run (pass --load-test)"}
     results["acceptance"] = acceptance(results, config)
@@ -412,14 +423,14 @@ def markdown(results: dict, command: str) -> str:
         "## Server under load",
         "",
     ]
-    for key, script in (("server_load", LOAD_TEST_SCRIPT), ("server_alone", LOAD_TEST_SCRIPT), ("server_streams", STREAM_TEST_SCRIPT)):
+    for key, module in (("server_load", LOAD_TEST_MODULE), ("server_alone", LOAD_TEST_MODULE), ("server_streams", STREAM_TEST_MODULE)):
         load = results.get(key)
         if load is None:
             continue
         if not load.get("available"):
             lines.append(f"Not measured here: {load.get('reason')}.")
         elif "summary" in load:
-            lines += [f"`{load['command']}` (exit {load['returncode']}):", "", load_test_markdown(load["summary"], script), ""]
+            lines += [f"`{load['command']}` (exit {load['returncode']}):", "", load_test_markdown(load["summary"], module), ""]
         else:
             lines += [f"`{load['command']}` failed (exit {load['returncode']}):", "", "```", load["stderr_tail"] or load["stdout_tail"], "```", ""]
     lines += ["", "All figures: `benchmarks.json`.", ""]
@@ -445,8 +456,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streams", type=int, default=defaults.streams, help=f"concurrent streams (default {defaults.streams})")
     parser.add_argument("--threads", type=int, default=defaults.threads, help=f"torch threads (default {defaults.threads})")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test; figures not comparable with the targets)")
-    parser.add_argument("--load-test", action="store_true", help=f"also run {LOAD_TEST_SCRIPT} (the server under loopback load)")
-    parser.add_argument("--load-test-args", default="", help=f"arguments for {LOAD_TEST_SCRIPT}, e.g. '--requests 200 --concurrency 4'")
+    parser.add_argument("--load-test", action="store_true", help=f"also run python -m {LOAD_TEST_MODULE} (the server under loopback load)")
+    parser.add_argument("--load-test-args", default="", help=f"arguments for {LOAD_TEST_MODULE}, e.g. '--requests 200 --concurrency 4'")
     parser.add_argument("--checkpoints", help="a checkpoints folder (default: the shipped one)")
     parser.add_argument("--vocoder", help="'griffinlim', 'griffinlim-sparse' or a HiFi-GAN folder instead of the shipped vocoder")
     parser.add_argument("--out", default="docs", help="folder for benchmarks.md and benchmarks.json (default docs)")

@@ -21,6 +21,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# An installed copy ships the repository's checkpoints/ inside the package (pyproject.toml maps it to
+# moodmusic.shipped_checkpoints); a source checkout reads checkpoints/ at the repository root.
+INSTALLED_CHECKPOINTS = Path(__file__).resolve().parent / "shipped_checkpoints"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "MANIFEST.json"
@@ -31,8 +34,13 @@ class CheckpointError(RuntimeError):
 
 
 def checkpoints_dir() -> Path:
-    """Where shipped weights live; MOODMUSIC_CHECKPOINTS overrides the repository's folder."""
-    return Path(os.environ.get("MOODMUSIC_CHECKPOINTS", REPO_ROOT / "checkpoints"))
+    """Where shipped weights live: MOODMUSIC_CHECKPOINTS when set, else the installed package's copy
+    (moodmusic/shipped_checkpoints/), else the repository's checkpoints/ folder."""
+    if os.environ.get("MOODMUSIC_CHECKPOINTS"):
+        return Path(os.environ["MOODMUSIC_CHECKPOINTS"])
+    if (INSTALLED_CHECKPOINTS / MANIFEST_FILE).is_file():
+        return INSTALLED_CHECKPOINTS
+    return REPO_ROOT / "checkpoints"
 
 
 def stage_dir(stage: str, root: Path | None = None) -> Path:

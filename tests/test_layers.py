@@ -10,7 +10,8 @@ Layers, lowest first; a module may import from its own layer or lower ones:
 - L2 the chain: ``moodmusic.pipeline``, its live form ``moodmusic.livestream`` and its command
   ``moodmusic.generate`` (`moodmusic generate`).
 - L3 ``moodmusic.evaluation``.
-- L4 the top: ``moodmusic.server``, ``moodmusic.games``, ``moodmusic.cli``, ``moodmusic.client``.
+- L4 the top: ``moodmusic.server``, ``moodmusic.games``, ``moodmusic.cli``, ``moodmusic.client``, and
+  the load drivers ``moodmusic.evaluation.load_test`` and ``moodmusic.evaluation.stream_load``.
 
 Every ``import`` and ``from ... import`` counts, function-local ones included (an import hidden in
 a function is still a dependency). On top of the layer order there must be no cycle between
@@ -31,6 +32,9 @@ SPECIAL = {
     "moodmusic.generate": 2,
     "moodmusic.cli": 4,
     "moodmusic.client": 4,
+    # the load drivers: clients of a running server (moodmusic.client, server.background), run as processes
+    "moodmusic.evaluation.load_test": 4,
+    "moodmusic.evaluation.stream_load": 4,
 }
 PACKAGES = {
     "moodmusic": 0,
