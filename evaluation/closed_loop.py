@@ -765,7 +765,7 @@ def markdown(report: dict, command: str) -> str:
             "## Narration consistency",
             "",
             f"{_number(narration['names_heard_primary_rate'], percent=True)} of {narration['clips']} narratives name the heard primary mood or a synonym "
-            f"(`narrator.words`); narrators: {', '.join(narration['narrators'])}; template fallbacks: {narration['fallbacks']}.",
+            f"(`moodmusic.narrator.words`); narrators: {', '.join(narration['narrators'])}; template fallbacks: {narration['fallbacks']}.",
             "",
         ]
     lines += ["## Time", "", "| stage | seconds |", "|---|---|"]
