@@ -108,8 +108,11 @@ def markdown(summary: dict) -> str:
     for s in summary["per_stream"]:
         lines.append(f"| {s['stream']} | {' -> '.join(s['moods'])} | {s['chunks']} | {1000 * s['time_to_first_audio_s']:.0f} ms | "
                      f"{s['min_lead_s']:+.3f} s | {s['median_lead_s']:+.3f} s | {s['sequence_gaps']} |")  # fmt: skip
-    lines += ["", f"Underruns: {summary['underruns']}. Server RSS (median): first 10 s {rss['first']:.0f} MB, last 10 s "
-              f"{rss['last']:.0f} MB (growth {growth:+.1f} MB), peak {rss['peak']:.0f} MB."]  # fmt: skip
+    def mb(value) -> str:  # a run too short for a window has no median there
+        return "n/a" if value is None else f"{value:.0f} MB"
+
+    lines += ["", f"Underruns: {summary['underruns']}. Server RSS (median): first 10 s {mb(rss['first'])}, last 10 s "
+              f"{mb(rss['last'])} (growth {growth:+.1f} MB), peak {mb(rss['peak'])}."]  # fmt: skip
     return "\n".join(lines)
 
 
