@@ -186,13 +186,18 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_server_target(parser: argparse.ArgumentParser, verb: str) -> None:
+    """--url (a running server, with --server-pid for its memory), or a server started here: --checkpoints or --tiny."""
     target = parser.add_mutually_exclusive_group()
-    target.add_argument("--url", help="load an already running server (then give --server-pid for its memory)")
+    target.add_argument("--url", help=f"{verb} an already running server (then give --server-pid for its memory)")
     target.add_argument("--checkpoints", help="start a server on this checkpoints folder (default: the shipped one)")
     target.add_argument("--tiny", action="store_true", help="start a server on tiny untrained models")
     parser.add_argument("--server-pid", type=int, help="with --url: the server's process id, for its memory")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_server_target(parser, "load")
     parser.add_argument("--requests", type=int, default=240)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="the started server's inference threads")

@@ -117,14 +117,10 @@ def markdown(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from moodmusic.evaluation.load_test import start_server
+    from moodmusic.evaluation.load_test import add_server_target, start_server
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    target = parser.add_mutually_exclusive_group()
-    target.add_argument("--url", help="stream from an already running server (then give --server-pid for its memory)")
-    target.add_argument("--checkpoints", help="start a server on this checkpoints folder (default: the shipped one)")
-    target.add_argument("--tiny", action="store_true", help="start a server on tiny untrained models")
-    parser.add_argument("--server-pid", type=int, help="with --url: the server's process id, for its memory")
+    add_server_target(parser, "stream from")
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60.0, help="audio per stream")
     parser.add_argument("--chunk-seconds", type=float, default=0.5)
