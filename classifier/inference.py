@@ -155,7 +155,17 @@ def build_model(config: ClassifierConfig) -> MoodCRNN:
 
 
 def load(directory: str | Path | None = None, device: str = "cpu") -> MoodClassifier:
-    """The classifier in `directory` (default: the shipped checkpoints/classifier)."""
+    """The classifier in `directory` (default: the shipped checkpoints/classifier).
+
+    >>> import numpy as np
+    >>> ear = load()
+    >>> chord = sum(np.sin(2 * np.pi * f * np.arange(3 * 22050) / 22050) for f in (262, 330, 392)).astype(np.float32) / 4
+    >>> analysis = ear.analyze(chord)                  # 3 s of a C major chord
+    >>> analysis.quadrant in ("happy", "angry", "sad", "calm"), analysis.duration, len(analysis.timeline)
+    (True, 3.0, 1)
+    >>> -1 <= analysis.overall.valence <= 1 and -1 <= analysis.overall.arousal <= 1
+    True
+    """
     directory = Path(directory) if directory else checkpoints.stage_dir("classifier")
     config = ClassifierConfig(**checkpoints.load_config(directory))
     model = checkpoints.load_weights(build_model(config), directory, device)

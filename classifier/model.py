@@ -129,6 +129,16 @@ class ModeHead(nn.Module):
 
 
 class MoodCRNN(nn.Module):
+    """The mood classifier: conv blocks over the log-mel, a tonal branch over the chroma (and semitone levels),
+    a GRU over time, and heads for (valence, arousal), the four quadrants and the mode.
+
+    >>> import torch
+    >>> net = MoodCRNN(channels=(4, 4, 4, 4), gru_hidden=8, embedding_dim=16, chroma_channels=4, mode_hidden=4)
+    >>> out = net(torch.randn(3, 80, 258), torch.rand(3, net.tonal_rows, 258))    # three 3 s windows
+    >>> tuple(out["valence_arousal"].shape), tuple(out["quadrant_logits"].shape), tuple(out["embedding"].shape)
+    ((3, 2), (3, 4), (3, 16))
+    """
+
     def __init__(
         self,
         n_mels: int = N_MELS,

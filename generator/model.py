@@ -70,6 +70,18 @@ class FiLMBlock(nn.Module):
 
 
 class MelSliceGenerator(nn.Module):
+    """The generator network: the next `slice_frames` log-mel frames from the previous `context_frames`, the
+    mood (valence, arousal), a latent that drifts from slice to slice, and per-frame noise.
+
+    >>> import torch
+    >>> net = MelSliceGenerator(channels=32, dilations=(1, 2), latent_dim=8, condition_dim=16)
+    >>> context = torch.full((2, 80, 64), -11.5)                   # two clips starting from silence
+    >>> mood = torch.tensor([[0.6, -0.6], [-0.5, 0.6]])            # calm, tense
+    >>> piece = net(context, mood, torch.randn(2, 8), torch.randn(2, 8, 64 + 32))
+    >>> tuple(piece.shape)
+    (2, 80, 32)
+    """
+
     def __init__(
         self,
         n_mels: int = N_MELS,

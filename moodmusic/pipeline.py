@@ -96,6 +96,17 @@ def stinger_envelope(event: str, samples: int) -> np.ndarray:
 
 
 class Pipeline:
+    """The four stages wired: `compose` a clip for a mood (or a trajectory), `stinger`, `analyze` a user's audio.
+
+    >>> chain = load_pipeline()
+    >>> clip = chain.compose("calm", seconds=4.0, seed=1, narrate=False)
+    >>> clip.grid.bpm, clip.audio.size, clip.analysis.quadrant in ("happy", "angry", "sad", "calm")   # 345 mel frames x 256
+    (61.0, 88320, True)
+    >>> loop = chain.compose("calm", seconds=8.0, seed=1, verify=False, narrate=False, loop=True)
+    >>> round(loop.bars, 4), loop.audio.size == loop.grid.bar_samples(2)   # a loop is whole bars: two of 3.93 s
+    (2.0, True)
+    """
+
     def __init__(self, generator, vocoder, classifier, narrator=None):
         self.generator, self.vocoder, self.classifier, self.narrator = generator, vocoder, classifier, narrator
 

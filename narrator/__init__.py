@@ -54,6 +54,12 @@ def default_narrator() -> Narrator:
 def narrate(analysis: Analysis, seed: int = 0, narrator: Narrator | None = None) -> Narration:
     """Narrate an analysis: narrative, recommendations, visual prompt, and who spoke.
 
+    >>> from moodmusic.analysis import Analysis, MoodReading
+    >>> calm = Analysis(overall=MoodReading.from_point(0.6, -0.6, {"happy": 0.1, "angry": 0.0, "sad": 0.1, "calm": 0.8}), timeline=[], embedding=[], duration=10.0)
+    >>> told = narrate(calm, seed=1, narrator=TemplateNarrator())
+    >>> told.narrator, len(told.recommendations) > 0, narrate(calm, seed=1, narrator=TemplateNarrator()) == told
+    ('template', True, True)
+
     Deterministic for a seed with the template narrator. Never raises for a narrator's failure or a
     bad configuration: the template narrator answers with `fallback_reason` set.
     """

@@ -1,5 +1,6 @@
-"""The runnable examples in the docstrings of the shared modules run as doctests: an example that no longer
-holds fails here."""
+"""The runnable examples in the docstrings of the shared modules and of each stage's API (load, generate, render,
+analyze, narrate, compose; the stages' model classes) run as doctests: an example that no longer holds fails here.
+The stage examples load the shipped checkpoints."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import importlib
 
 import pytest
 
-MODULES = ["moodmusic.mood", "moodmusic.mel", "moodmusic.tonality", "moodmusic.loops", "moodmusic.loopfiles", "moodmusic.tempo"]
+MODULES = [
+    "moodmusic.mood", "moodmusic.mel", "moodmusic.tonality", "moodmusic.loops", "moodmusic.loopfiles", "moodmusic.tempo",
+    "moodmusic.generator.inference", "moodmusic.generator.model", "moodmusic.vocoder.model", "moodmusic.classifier.inference",
+    "moodmusic.classifier.model", "moodmusic.narrator", "moodmusic.pipeline",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -326,7 +326,15 @@ def load_speechbrain_folder(directory: Path, device: str | torch.device = "cpu")
 
 def load(source: str | Path | None = None, device: str | torch.device = "cpu") -> Vocoder:
     """The shipped HiFi-GAN (None or "hifigan"), Griffin-Lim ("griffinlim", or "griffinlim-sparse" with the
-    sinusoid inversion of the mel), or a folder: ours or speechbrain's."""
+    sinusoid inversion of the mel), or a folder: ours or speechbrain's.
+
+    >>> import torch
+    >>> from moodmusic.mel import log_mel
+    >>> tone = torch.sin(2 * torch.pi * 220 * torch.arange(22050) / 22050)
+    >>> audio = load("griffinlim").render(log_mel(tone))        # 87 frames -> 87 x 256 samples
+    >>> tuple(audio.shape)
+    (22272,)
+    """
     if source is None or str(source).lower() == SHIPPED_HIFIGAN:
         directory = checkpoints.stage_dir(STAGE)
         if not (directory / checkpoints.WEIGHTS_FILE).exists():
