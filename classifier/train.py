@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shlex
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -65,13 +63,14 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     from moodmusic.corpus.cues import CUE_TRACKS
     from moodmusic.corpus.loaders import load_any
     from moodmusic import checkpoints
+    from moodmusic.runs import RunFolder, invocation
     from moodmusic.mood import QUADRANTS
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     accelerator = Accelerator()
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    run = RunFolder(config.out)
+    out = run.path
 
     initial = ClassifierConfig(**checkpoints.load_config(Path(config.init))) if config.init else None
     if initial is not None:  # the features and crops the starting model reads
@@ -113,15 +112,16 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate, total_steps=config.epochs * len(loader))
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
-    state_path, best_dir, log_path = out / "state.pt", out / "best", out / "log.jsonl"
+    best_dir = out / "best"
     start_epoch, best = 0, {"epoch": -1, "objective": float("inf")}
-    if state_path.exists():  # resume: our own training state, read without unpickling objects
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    state = run.load_state()  # resume: our own training state, read without unpickling objects
+    if state is not None:
         accelerator.unwrap_model(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best = int(state["epoch"]) + 1, json.loads(state["best"])
         accelerator.print(f"resuming after epoch {start_epoch - 1} (best so far: epoch {best['epoch']})")
+    run.resume(start_epoch - 1, invocation(config), unit="epoch")
 
     cross_entropy = torch.nn.CrossEntropyLoss(reduction="none")
     binary_cross_entropy = torch.nn.BCEWithLogitsLoss(reduction="none")
@@ -164,8 +164,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         objective = metrics["valence_mae"] + metrics["arousal_mae"] + (1 - metrics["quadrant_accuracy"])
         record = {"epoch": epoch, "seconds": round(time.perf_counter() - started, 1), **{k: round(v / max(batches, 1), 5) for k, v in totals.items()}}
         record.update({f"val_{k}": v for k, v in metrics.items() if k != "confusion"})
-        with open(log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        run.log(record)
         accelerator.print(
             f"epoch {epoch + 1}: loss {record['loss']:.4f}  val quadrant acc {metrics['quadrant_accuracy']:.3f}  "
             f"valence MAE {metrics['valence_mae']:.3f}  arousal MAE {metrics['arousal_mae']:.3f}  ({record['seconds']} s)"
@@ -180,8 +179,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             "epoch": epoch,
             "best": json.dumps(best),
         }
-        torch.save(state, state_path.with_suffix(".tmp"))
-        state_path.with_suffix(".tmp").replace(state_path)
+        run.save_state(state)
 
     final = build_model(model_config)
     checkpoints.load_weights(final, best_dir)
@@ -196,7 +194,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         checkpoints.record(
             "classifier",
             model=final,
-            command="moodmusic " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("moodmusic") else json.dumps(asdict(config)),
+            command=run.provenance(),
             data=f"{' + '.join(config.data + tuple(f'{d} (valence sign only)' for d in config.sign_only_data))}: {len(examples['train'])} train clips, {len(validation)} val, {len(test)} test (split by source piece)",
             metrics={"val": _headline(best.get("val")), "test": _headline(summary.get("test")), "best_epoch": best["epoch"]},
         )

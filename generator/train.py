@@ -25,8 +25,10 @@ One step, for a batch of windows cut from train-split mels (each clip padded on 
 Updates alternate one discriminator step per generator step (the balanced ratio); the discriminator's
 learning rate is the generator's (TTUR showed no gain at this scale in short runs).
 
-The run folder holds state.pt (weights, optimisers, step; loaded with weights_only=True), log.jsonl,
-steps/<step>/ (the generator's weights at each checkpoint, safetensors + config) and, with --export, each checkpoint is written to checkpoints/generator/ with its manifest entry.
+The run folder (moodmusic.runs.RunFolder, as for every trainer) holds state.pt (weights, optimisers, step; loaded
+with weights_only=True), log.jsonl, commands.jsonl (the commands that trained it), and steps/<step>/ (the
+generator's weights at each checkpoint, safetensors + config); with --export each checkpoint is written to
+checkpoints/generator/ with its manifest entry.
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +45,7 @@ import torch
 
 from moodmusic.generator.data import load_training_mels
 from moodmusic import checkpoints
+from moodmusic.runs import RunFolder, invocation
 from moodmusic.mel import LOG_FLOOR, N_MELS
 
 STAGE = "generator"
@@ -126,8 +127,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     if config.anchor_weight and N_MELS % config.anchor_bands:
         raise SystemExit(f"--anchor-bands must divide the {N_MELS} mel bands (e.g. 80, 16, 8, 4)")
     accelerator = Accelerator()
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    run = RunFolder(config.out)
+    out = run.path
     train_mels, train_moods, val_mels, val_moods = load_training_mels(config.data, config.normalise_lufs)
     sample = np.concatenate([m[:, ::8] for m in train_mels[:500]], axis=1).astype(np.float32)
     mel_mean, mel_std = float(sample.mean()), float(sample.std())
@@ -154,32 +155,22 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
 
         critic = load_critic(config.critic).to(accelerator.device)
 
-    step, state_path = 0, out / "state.pt"
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    step, state = 0, run.load_state()
+    if state is not None:
         generator.load_state_dict(state["generator"])
         discriminator.load_state_dict(state["discriminator"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
         accelerator.print(f"resuming {out} at step {step}")
-        log = out / "log.jsonl"
-        if log.exists():  # steps logged after the saved state will be trained (and logged) again
-            kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-            log.write_text("".join(line + "\n" for line in kept))
+    run.resume(step, invocation(config))
     generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)
     device = accelerator.device
     C, S = g_config.context_frames, g_config.slice_frames
-    command = "moodmusic " + shlex.join(sys.argv[1:]) if Path(sys.argv[0]).name == "moodmusic" else json.dumps(asdict(config))
 
     def save_state() -> None:
-        tmp = state_path.with_suffix(".tmp")
-        torch.save(
-            {"generator": accelerator.unwrap_model(generator).state_dict(), "discriminator": accelerator.unwrap_model(discriminator).state_dict(),
-             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step},
-            tmp,
-        )  # fmt: skip
-        tmp.replace(state_path)
+        run.save_state({"generator": accelerator.unwrap_model(generator).state_dict(), "discriminator": accelerator.unwrap_model(discriminator).state_dict(),
+                        "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step})  # fmt: skip
 
     def exported_model():
         model = accelerator.unwrap_model(generator)
@@ -273,8 +264,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         if step % config.log_every == 0:
             entry = {"step": step, "seconds_per_step": round((time.perf_counter() - started) / config.log_every, 3)}
             entry.update({k: round(v / config.log_every, 5) for k, v in totals.items()})
-            with open(out / "log.jsonl", "a") as f:
-                f.write(json.dumps(entry) + "\n")
+            run.log(entry)
             bar.set_postfix(d=f"{entry['d_adversarial']:.2f}", mood=f"{entry['g_mood']:.3f}", env=f"{entry['g_envelope']:.3f}")
             totals, started = {}, time.perf_counter()
         if step % config.checkpoint_every == 0 or step == config.steps:
@@ -282,11 +272,11 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             # Every checkpoint's weights stay, so one can be chosen afterwards by the closed loop.
             checkpoints.save(accelerator.unwrap_model(generator), g_config, out / "steps" / f"{step:06d}")
             if config.export:
-                export(exported_model(), g_config, config, step, command, len(train_mels), val_mels, val_moods)
+                export(exported_model(), g_config, config, step, run.provenance(), len(train_mels), val_mels, val_moods)
             started = time.perf_counter()
     bar.close()
     if config.export and not trained:  # resumed at the last step: export what the run folder holds
-        export(exported_model(), g_config, config, step, command, len(train_mels), val_mels, val_moods)
+        export(exported_model(), g_config, config, step, run.provenance(), len(train_mels), val_mels, val_moods)
     return {"step": step}
 
 

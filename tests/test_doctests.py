@@ -10,7 +10,7 @@ import importlib
 import pytest
 
 MODULES = [
-    "moodmusic.mood", "moodmusic.mel", "moodmusic.tonality", "moodmusic.loops", "moodmusic.loopfiles", "moodmusic.tempo",
+    "moodmusic.mood", "moodmusic.mel", "moodmusic.tonality", "moodmusic.loops", "moodmusic.loopfiles", "moodmusic.tempo", "moodmusic.runs",
     "moodmusic.generator.inference", "moodmusic.generator.model", "moodmusic.vocoder.model", "moodmusic.classifier.inference",
     "moodmusic.classifier.model", "moodmusic.narrator", "moodmusic.pipeline",
 ]  # fmt: skip

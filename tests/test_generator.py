@@ -280,6 +280,9 @@ def test_training_runs_resumes_and_exports(tiny_corpus, tmp_path, monkeypatch):
     assert [entry["step"] for entry in log] == [2, 4, 6]
     manifest = json.loads((tmp_path / "checkpoints" / "MANIFEST.json").read_text())
     assert manifest["generator"]["steps"] == 6 and np.isfinite(manifest["generator"]["metrics"]["val_envelope_l1"])
+    # The manifest says how the weights were made: both commands, each from the step it started at (moodmusic.runs).
+    command = manifest["generator"]["command"]
+    assert command.startswith("from step 0: ") and "; then from step 4: " in command and '"steps": 6' in command
     shipped = load(tmp_path / "checkpoints" / "generator")
     assert shipped.generate("sad", 1.0, seed=0).shape[0] == N_MELS
 

@@ -16,9 +16,10 @@ Layout of `out/`:
     state/generator/       model.safetensors + config.json (loadable: vocoder.load("<out>/state/generator"))
     state/discriminator/   model.safetensors + config.json
     state/optimizers.pt    optimizer and scheduler state dicts (tensors and numbers; read with weights_only=True)
-    state/trainer.json     the step reached, the training config, and the history of commands that
-                           trained it (each with the step it started from; the manifest records them all)
+    state/trainer.json     the step reached and the training config
     log.jsonl              one line per log step (losses, lr, seconds per step) and per validation
+    commands.jsonl         the commands that trained it, each with the step it started from (the manifest records
+                           them all); log and commands are kept by moodmusic.runs.RunFolder, as for every trainer
 A run whose `out/state/` exists resumes from it; the state is swapped in whole, so an interrupted
 save leaves the previous one intact.
 """
@@ -38,6 +39,7 @@ import torch
 
 from moodmusic.corpus.loaders import LabelledClip, load_corpus
 from moodmusic import checkpoints
+from moodmusic.runs import RunFolder, invocation
 from moodmusic.audio import load_audio
 from moodmusic.mel import SAMPLE_RATE, log_mel
 from moodmusic.vocoder.discriminators import Discriminator, DiscriminatorConfig
@@ -45,7 +47,6 @@ from moodmusic.vocoder.metrics import MelL1Loss, MultiResolutionSTFTLoss, log_me
 from moodmusic.vocoder.model import STAGE, VocoderConfig, build_generator
 
 STATE = "state"
-LOG = "log.jsonl"
 SILENCE_RMS = 1e-3  # a window this quiet teaches nothing; draw another (a few tries)
 
 
@@ -139,14 +140,14 @@ def _config_from_dict(values: dict) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def save_state(out: Path, step: int, config: TrainConfig, generator, discriminator, optimizers: dict, history: list[dict]) -> None:
+def save_state(out: Path, step: int, config: TrainConfig, generator, discriminator, optimizers: dict) -> None:
     """Write the whole state to state.tmp/, then swap it in for state/."""
     tmp, final, old = out / f"{STATE}.tmp", out / STATE, out / f"{STATE}.old"
     shutil.rmtree(tmp, ignore_errors=True)
     checkpoints.save(generator, config.generator, tmp / "generator")
     checkpoints.save(discriminator, config.discriminator, tmp / "discriminator")
     torch.save({name: part.state_dict() for name, part in optimizers.items()}, tmp / "optimizers.pt")
-    (tmp / "trainer.json").write_text(json.dumps({"step": step, "config": asdict(config), "history": history}, indent=2) + "\n")
+    (tmp / "trainer.json").write_text(json.dumps({"step": step, "config": asdict(config)}, indent=2) + "\n")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
@@ -160,10 +161,14 @@ def read_state_step(out: str | Path) -> int | None:
     return json.loads(path.read_text())["step"] if path.exists() else None
 
 
-def read_history(out: str | Path) -> list[dict]:
-    """The commands that trained a run, oldest first: [{"from_step", "command"}, ...]."""
-    path = Path(out) / STATE / "trainer.json"
-    return json.loads(path.read_text()).get("history", []) if path.exists() else []
+def _adopt_old_history(out: Path, run) -> None:
+    """A run folder from before moodmusic.runs kept its commands in state/trainer.json: carry them over once."""
+    path = out / STATE / "trainer.json"
+    if run.commands() or not path.exists():
+        return
+    for entry in json.loads(path.read_text()).get("history", []):
+        with open(run.path / "commands.jsonl", "a") as f:
+            f.write(json.dumps({"from": entry["from_step"], "unit": "step", "command": entry["command"]}) + "\n")
 
 
 def _load_state(out: Path, config: TrainConfig, generator, discriminator) -> tuple[int, dict, float]:
@@ -178,26 +183,12 @@ def _load_state(out: Path, config: TrainConfig, generator, discriminator) -> tup
     return read_state_step(out), optimizer_states, saved.lr
 
 
-def _log(out: Path, entry: dict) -> None:
-    with open(out / LOG, "a") as f:
-        f.write(json.dumps(entry) + "\n")
-
-
-def _truncate_log(out: Path, step: int) -> None:
-    """Drop lines logged after the state a run resumes from: those steps will be trained again."""
-    path = out / LOG
-    if path.exists():
-        lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in lines))
-
-
-def export(generator: torch.nn.Module, config: TrainConfig, step: int, metrics: dict, n_train: int, history: list[dict] = ()) -> None:
+def export(generator: torch.nn.Module, config: TrainConfig, step: int, metrics: dict, n_train: int, provenance: str = "") -> None:
     """checkpoints/vocoder/ (the generator with weight norm, as trained; load() removes it) + MANIFEST.json."""
     checkpoints.save(generator, config.generator, checkpoints.stage_dir(STAGE))
     seconds = step * config.batch_size * config.segment / SAMPLE_RATE
-    command = config.command or f"moodmusic train vocoder --corpus {config.corpus} --out {config.out} --steps {config.steps} --export"
-    if history:  # every command that trained these weights, each from the step it resumed at
-        command = " ; then ".join(f"from step {h['from_step']}: {h['command']}" for h in history)
+    # Every command that trained these weights, each from the step it started at (moodmusic.runs).
+    command = provenance or config.command or f"moodmusic train vocoder --corpus {config.corpus} --out {config.out} --steps {config.steps} --export"
     checkpoints.record(
         STAGE,
         model=generator,
@@ -216,8 +207,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, float]:
     from speechbrain.lobes.models.HifiGAN import DiscriminatorLoss, GeneratorLoss, MelganFeatureLoss, MSEDLoss, MSEGLoss
     from tqdm import tqdm
 
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    run = RunFolder(config.out)
+    out = run.path
     accelerator = Accelerator(cpu=config.cpu)
     torch.manual_seed(config.seed)
 
@@ -230,7 +221,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, float]:
     opt_g = torch.optim.AdamW(generator.parameters(), config.lr, betas=config.betas)
     opt_d = torch.optim.AdamW(discriminator.parameters(), config.lr, betas=config.betas)
     step, optimizer_states, resumed_lr = 0, None, config.lr
-    history = read_history(out)
+    _adopt_old_history(out, run)
     if read_state_step(out) is not None:
         step, optimizer_states, resumed_lr = _load_state(out, config, generator, discriminator)
     elif config.export_only:
@@ -239,14 +230,13 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, float]:
         # The manifest describes the run as it was trained (its batch size, window, ...), not this command.
         saved = _config_from_dict(json.loads((out / STATE / "trainer.json").read_text())["config"])
         scores = validate(generator, [audio.cpu() for audio in val_audio])
-        export(generator, saved, step, scores, len(train_clips), history)
+        export(generator, saved, step, scores, len(train_clips), run.provenance())
         accelerator.print(f"exported {out / STATE} (step {step}) to {checkpoints.stage_dir(STAGE)}")
         return scores
-    if not history or history[-1]["command"] != config.command:
-        history.append({"from_step": step, "command": config.command})
+    if step:
         accelerator.print(f"resuming {out} from step {step} (of {config.steps})")
-        if accelerator.is_main_process:
-            _truncate_log(out, step)
+    if accelerator.is_main_process:
+        run.resume(step, config.command or invocation(config))
     generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)
     sched_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, config.lr_decay)
     sched_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, config.lr_decay)
@@ -272,10 +262,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, float]:
     def checkpoint(at: int) -> dict[str, float]:
         scores = validate(accelerator.unwrap_model(generator), val_audio)
         if accelerator.is_main_process:
-            save_state(out, at, config, accelerator.unwrap_model(generator), accelerator.unwrap_model(discriminator), optimizers, history)
-            _log(out, {"step": at, **scores})
+            save_state(out, at, config, accelerator.unwrap_model(generator), accelerator.unwrap_model(discriminator), optimizers)
+            run.log({"step": at, **scores})
             if config.export:
-                export(accelerator.unwrap_model(generator), config, at, scores, len(train_clips), history)
+                export(accelerator.unwrap_model(generator), config, at, scores, len(train_clips), run.provenance())
         return scores
 
     generator.train()
@@ -321,7 +311,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, float]:
             entry = {"step": step, "lr": sched_g.get_last_lr()[0], "seconds_per_step": elapsed / interval_steps}
             entry.update({name: total / interval_steps for name, total in sums.items()})
             if accelerator.is_main_process:
-                _log(out, entry)
+                run.log(entry)
             bar.set_postfix(mel=f"{entry.get('G_l1_spec_loss', 0):.3f}", s_step=f"{entry['seconds_per_step']:.2f}")
             sums, interval_start, interval_steps = {}, time.perf_counter(), 0
         if step % config.checkpoint_every == 0 or step == config.steps:
