@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from moodmusic.generator.data import load_training_mels
+from moodmusic.generator.data import WindowSampler, load_training_mels
 from moodmusic import checkpoints
 from moodmusic.runs import RunFolder, invocation
 from moodmusic.mel import LOG_FLOOR, N_MELS
@@ -81,29 +81,6 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     export: bool = False
-
-
-class WindowSampler:
-    """Random (context + rollout + 1 slices) windows of train-split mels, left-padded with silence."""
-
-    def __init__(self, mels: list[np.ndarray], moods: np.ndarray, context_frames: int, slice_frames: int, seed: int, rollout_slices: int = 1):
-        self.context_frames, self.slice_frames = context_frames, slice_frames
-        self.window = context_frames + (rollout_slices + 1) * slice_frames
-        pad = np.full((mels[0].shape[0], context_frames), LOG_FLOOR, dtype=np.float16)
-        self.mels = [np.concatenate([pad, m.astype(np.float16)], axis=1) for m in mels if m.shape[1] >= self.window - context_frames]
-        self.moods = moods.astype(np.float32)
-        self.seed = seed
-
-    def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 80, window) log-mel and (B, 2) moods; the draw depends only on (seed, step), so resumes repeat it."""
-        rng = np.random.default_rng([self.seed, step])
-        picks = rng.integers(len(self.mels), size=size)
-        windows = []
-        for index in picks:
-            mel = self.mels[index]
-            start = int(rng.integers(0, mel.shape[1] - self.window + 1))
-            windows.append(mel[:, start : start + self.window])
-        return torch.from_numpy(np.stack(windows).astype(np.float32)), torch.from_numpy(self.moods[picks])
 
 
 def hinge_discriminator(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

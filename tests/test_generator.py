@@ -382,3 +382,17 @@ def test_critic_trains_and_guides_generator_training(tmp_path):
     entry = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert entry["g_critic"] > 0 and np.isfinite(entry["g_critic"])
     assert (tmp_path / "run" / "steps" / "000002" / "model.safetensors").exists()
+
+
+def test_the_window_sampler_keeps_each_window_with_its_own_mood():
+    # Regression: a clip too short for a window was dropped from the mels but not from the moods, so every later
+    # clip was trained with the mood of the one before it.
+    from moodmusic.generator.data import WindowSampler
+
+    mels = [np.full((80, 300), 1.0, dtype=np.float32), np.full((80, 50), 2.0, dtype=np.float32), np.full((80, 400), 3.0, dtype=np.float32)]
+    moods = np.array([[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]])
+    windows, drawn = WindowSampler(mels, moods, context_frames=64, slice_frames=32, seed=1).batch(step=0, size=32)
+    clip_of_window = windows[:, 0, -1].numpy()  # the last frame is always music, never the silence pad
+    expected = {1.0: 0.1, 3.0: 0.3}
+    assert set(clip_of_window) == {1.0, 3.0}
+    assert np.allclose(drawn[:, 0].numpy(), [expected[float(v)] for v in clip_of_window])
