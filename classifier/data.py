@@ -34,6 +34,8 @@ MAX_SECONDS_PER_FILE = 45.0  # user data sets hold whole songs; this many second
 
 @dataclass
 class Example:
+    """One labelled clip held in memory for training: its log-mel, tonal features, label and what the label knows."""
+
     mel: np.ndarray  # float16 (80, T)
     tonal: np.ndarray  # float16 (12, T) chroma, or (84, T): the semitone levels under it (classifier.features)
     valence: float
@@ -76,6 +78,8 @@ def load_examples(
 
 @dataclass(frozen=True)
 class AugmentConfig:
+    """How strongly `augment` and `CropDataset` change the training crops (gain, tilt, noise, masks, mixing)."""
+
     gain_db: float = 6.0  # +- uniform; small against the corpus's 30 dB loudness range, which is a real cue
     tilt_db: float = 6.0  # +- dB across the mel band
     noise_probability: float = 0.3
@@ -124,6 +128,9 @@ def mix(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarr
 
 @dataclass
 class Crop:
+    """One training window cut by `random_crop`: the mel, tonal features and cue tracks of the window, and the
+    mean chroma around it."""
+
     mel: np.ndarray  # (80, frames)
     tonal: np.ndarray  # (tonal rows, frames)
     context: np.ndarray  # (12,) mean chroma around the window

@@ -48,6 +48,9 @@ def pad_frames(features: torch.Tensor, frames: int, value: float = LOG_FLOOR) ->
 
 @dataclass
 class WindowOutputs:
+    """What the model read in each window of one piece of audio (`read_windows`), with the frame span and weight of
+    each window, so that the whole clip's reading is their weighted mean."""
+
     starts: list[int]  # first frame of each window
     ends: list[int]  # one past its last frame
     weights: list[int]  # frames each window adds to the ones before it: its weight in the whole

@@ -41,6 +41,8 @@ from moodmusic.mel import N_MELS
 
 @dataclass
 class ClassifierConfig:
+    """The shape of a `MoodCRNN`, its input statistics and windows; saved as a checkpoint's config.json."""
+
     n_mels: int = N_MELS
     channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
     gru_hidden: int = 64
@@ -60,6 +62,8 @@ class ClassifierConfig:
 
 
 class ConvBlock(nn.Sequential):
+    """One conv block of the CRNN's front: 3x3 conv -> batch norm -> ReLU -> 2x2 max pool (halves mels and frames)."""
+
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__(
             nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),

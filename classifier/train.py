@@ -26,6 +26,8 @@ from pathlib import Path
 
 @dataclass
 class TrainConfig:
+    """The arguments of the classifier's training (`moodmusic train classifier`)."""
+
     data: tuple[str, ...] = ("data/corpus",)  # one or more data folders or manifests, joined
     sign_only_data: tuple[str, ...] = ()  # more data, trusted for the sign of valence only
     sign_margin: float = 0.25  # a sign-only clip's valence is pushed at least this far to its side of 0

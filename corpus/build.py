@@ -44,6 +44,8 @@ MANIFEST_COLUMNS = [
 
 @dataclass(frozen=True)
 class BuildConfig:
+    """The arguments of a corpus build (`moodmusic corpus build`); saved as build.json in the output folder."""
+
     out: str = "data/corpus"
     clips: int = 4000
     seconds: float = 8.0
@@ -62,6 +64,8 @@ class BuildConfig:
 
 @dataclass(frozen=True)
 class ClipPlan:
+    """One planned clip: its id and the mood it is rendered for."""
+
     id: str
     valence: float
     arousal: float
@@ -69,6 +73,8 @@ class ClipPlan:
 
 @dataclass(frozen=True)
 class Task:
+    """One piece's share of the plan, rendered by one worker: the split, the score files to try and the clips to cut."""
+
     index: int
     split: str
     candidates: tuple[str, ...]  # score paths, tried in order

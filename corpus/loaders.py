@@ -32,6 +32,9 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class LabelledClip:
+    """One labelled audio file from any of the sources above, with its mood label and split: what the
+    classifier trains and is tested on."""
+
     audio: Path
     valence: float
     arousal: float

@@ -119,6 +119,8 @@ ZERO_AD = Path("/usr/share/games/0ad/mods/public/public.zip")  # 0 A.D. keeps it
 
 @dataclass(frozen=True)
 class Track:
+    """One music file of the real-music set, with its label and the use it comes from; `read` decodes it."""
+
     package: str
     name: str  # unique within the set: package/relative path
     label: str

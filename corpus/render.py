@@ -37,7 +37,7 @@ MELODY_CHANNEL, INNER_CHANNEL, PULSE_CHANNEL, DRUM_CHANNEL = 0, 1, 2, 9
 
 
 class RenderError(RuntimeError):
-    pass
+    """Rendering cannot run or went wrong: a missing soundfont or fluidsynth program, a failed render; the message says which."""
 
 
 def soundfont_path(name_or_path: str) -> Path:

@@ -31,6 +31,8 @@ MIN_NOTES = 24
 
 @dataclass
 class Piece:
+    """One score flattened to note arrays (onset, duration, pitch, part): what the builder cuts excerpts from."""
+
     source: str  # stable id: collection/file name
     collection: str
     onsets: np.ndarray  # quarter notes, float64

@@ -67,6 +67,8 @@ SEQUENTIAL_LOAD_ARGS = "--requests 100 --concurrency 1"  # the script compares m
 
 @dataclass(frozen=True)
 class BenchConfig:
+    """What `moodmusic bench all` measures and how often; `quick()` gives the small sizes the tests use."""
+
     repeats: int = 5  # runs per figure after a warm-up; the median is reported
     seconds: float = 10.0  # clip length for the generator, vocoder and compose figures
     analysis_seconds: float = 60.0  # length of the file analysed end to end

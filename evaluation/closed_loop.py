@@ -62,6 +62,9 @@ DIVERSITY_MAX_PAIRS = 2000  # real same-quadrant pairs sampled per quadrant (the
 
 @dataclass(frozen=True)
 class ClosedLoopConfig:
+    """The grid of moods and seeds the closed loop generates, and what it measures on them; used by `moodmusic evaluate
+    chain` and the server's `POST /v1/evaluate`. `quick()` is the CI grid."""
+
     grid: int = 5  # grid x grid moods over [-extent, extent]^2
     extent: float = 0.8
     seeds: int = 4  # seeds per mood: first_seed, first_seed + 1, ...

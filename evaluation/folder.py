@@ -25,6 +25,8 @@ CSV_COLUMNS = ("file", "seconds", "valence", "arousal", "quadrant", "primary_moo
 
 @dataclass(frozen=True)
 class FolderConfig:
+    """The options of `moodmusic evaluate folder`."""
+
     recursive: bool = True
     narrate: bool = False  # the narration of each file (template narrator unless one is configured)
     max_seconds: float | None = None  # analyse only the start of longer files (None: all of each file)

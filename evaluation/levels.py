@@ -42,6 +42,8 @@ STREAM_ROUTES = (
 
 @dataclass(frozen=True)
 class LevelsConfig:
+    """How many clips, stingers, loops and streams `moodmusic evaluate levels` makes and meters; `quick()` is the CI set."""
+
     clip_seeds: int = 8  # named moods x seeds of `clip_seconds`
     clip_seconds: float = 30.0
     long_seeds: int = 2  # named moods x seeds of `long_seconds`

@@ -40,6 +40,8 @@ from moodmusic.mel import MEL
 
 @dataclass
 class CriticConfig:
+    """The shape of a `ModeCritic`; saved as its checkpoint's config.json."""
+
     lowest_hz: float = 300.0
     highest_hz: float = 5000.0
     mode_hidden: int = 16
@@ -48,6 +50,8 @@ class CriticConfig:
 
 @dataclass
 class CriticTrainConfig:
+    """The arguments of the critic's training (`moodmusic train critic`)."""
+
     data: str = "data/corpus"
     out: str = "runs/critic"
     steps: int = 1500
@@ -92,6 +96,8 @@ class MelPitchClasses(nn.Module):
 
 
 class ModeCritic(nn.Module):
+    """The critic: a stretch of log-mel -> one logit, above 0 for major and below for minor; see the module docstring."""
+
     def __init__(self, lowest_hz: float = 300.0, highest_hz: float = 5000.0, mode_hidden: int = 16, window_frames: int = 256):
         super().__init__()
         from moodmusic.classifier.model import ModeHead

@@ -29,6 +29,8 @@ from moodmusic.mel import LOG_FLOOR, N_MELS
 
 @dataclass
 class GeneratorConfig:
+    """The shape of a `MelSliceGenerator` and the mel statistics it normalises with; saved as a checkpoint's config.json."""
+
     n_mels: int = N_MELS
     slice_frames: int = 32  # 0.37 s written per step
     context_frames: int = 64  # 0.74 s read per step
@@ -43,6 +45,8 @@ class GeneratorConfig:
 
 @dataclass
 class DiscriminatorConfig:
+    """The shape of a `SliceDiscriminator` in the generator's training, and the mel statistics it normalises with."""
+
     n_mels: int = N_MELS
     judge_context: int = 32  # context frames shown beside the slice
     channels: list[int] = field(default_factory=lambda: [128, 192, 256, 256])
@@ -133,6 +137,9 @@ class MelSliceGenerator(nn.Module):
 
 
 class SliceDiscriminator(nn.Module):
+    """The discriminator of the generator's training: real or fake for the last `judge_context` frames of the
+    context followed by a slice, with a projection term for the mood and a head that reads the mood back."""
+
     def __init__(
         self, n_mels: int = N_MELS, judge_context: int = 32, channels: list[int] | tuple[int, ...] = (128, 192, 256, 256),
         mel_mean: float = -6.0, mel_std: float = 3.0,

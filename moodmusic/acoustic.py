@@ -19,6 +19,8 @@ from moodmusic.tonality import estimate_key_from_audio
 
 @dataclass(frozen=True)
 class AcousticFeatures:
+    """The descriptors `acoustic_features` measures for one clip, as plain numbers and names, to compare with the mood asked for."""
+
     tempo_bpm: float
     onset_rate: float  # onsets per second
     rms_db: float  # mean RMS in dBFS

@@ -44,12 +44,17 @@ class MoodReading:
 
 @dataclass
 class TimelineWindow(MoodReading):
+    """The mood reading of one window of the audio, from `start` to `end` seconds."""
+
     start: float = 0.0  # seconds
     end: float = 0.0
 
 
 @dataclass
 class Analysis:
+    """Everything the classifier says about one piece of audio: the overall reading, a reading per window, the
+    embedding, and the loudness of the input. `as_dict` and `from_dict` make it JSON and back."""
+
     overall: MoodReading
     timeline: list[TimelineWindow] = field(default_factory=list)
     embedding: list[float] = field(default_factory=list)  # for Fréchet distances

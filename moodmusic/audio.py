@@ -22,6 +22,8 @@ from moodmusic.mel import SAMPLE_RATE
 
 @dataclass(frozen=True)
 class OutputFormat:
+    """How clips are written in one output format (an entry of OUTPUT_FORMATS): the libsndfile format and the HTTP media type."""
+
     container: str  # libsndfile's format and subtype
     subtype: str
     media_type: str

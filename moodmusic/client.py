@@ -25,6 +25,8 @@ import httpx
 
 
 class MoodMusicError(RuntimeError):
+    """An error answer from the server (HTTP status 400 and up, or an error message on a stream): `status` and `message`."""
+
     def __init__(self, status: int, message: str):
         super().__init__(f"HTTP {status}: {message}")
         self.status, self.message = status, message
@@ -97,6 +99,11 @@ class LiveStreamConnection:
 
 
 class MoodMusicClient:
+    """The client for one server: one method per endpoint, returning the JSON answer (or the bytes of a clip's WAV).
+
+    Use as `async with MoodMusicClient(url, api_key=...) as client`; see the module docstring.
+    """
+
     def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, timeout: float = 120.0):
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}

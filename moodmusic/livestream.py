@@ -42,6 +42,9 @@ DEFAULT_CHUNK_SECONDS = 0.5
 
 @dataclass(frozen=True)
 class Chunk:
+    """One piece of a live stream, as `LiveStream.next_chunk` returns it: 16-bit PCM, where it falls in
+    the stream, and the mood it was generated for. `header()` is the JSON the server sends before the PCM."""
+
     sequence: int
     pcm: bytes  # 16-bit little-endian mono at `sample_rate`
     samples: int

@@ -268,6 +268,8 @@ def limit(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, board=None, reset: 
 
 @dataclass(frozen=True)
 class Mastered:
+    """What `master` returns: the mastered audio, the gain it took, and the loudness and true peak it ended at."""
+
     audio: np.ndarray  # mono float32
     gain_db: float  # the gain applied before the limiter
     loudness_lufs: float  # after mastering

@@ -19,6 +19,8 @@ import torchaudio
 
 @dataclass(frozen=True)
 class MelConfig:
+    """The parameters of the log-mel spectrogram; `MEL` is the one instance every stage uses."""
+
     sample_rate: int = 22050
     n_fft: int = 1024
     win_length: int = 1024

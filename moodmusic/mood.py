@@ -57,6 +57,16 @@ class MoodError(ValueError):
 
 @dataclass(frozen=True)
 class Mood:
+    """A point (valence, arousal) of the mood space, each coordinate checked to lie in [-1, 1].
+
+    >>> mood = Mood(valence=0.6, arousal=-0.6)
+    >>> mood.quadrant, mood.as_tuple()
+    ('calm', (0.6, -0.6))
+    >>> Mood(valence=1.5, arousal=0.0)
+    Traceback (most recent call last):
+    moodmusic.mood.MoodError: valence must be in [-1, 1], got 1.5
+    """
+
     valence: float
     arousal: float
 

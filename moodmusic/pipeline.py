@@ -43,6 +43,9 @@ GRID_LEAD_SECONDS = 0.5
 
 @dataclass
 class Clip:
+    """A clip that `Pipeline.compose` (or `stinger`) made: the audio and its mel, the mood asked for, and what
+    the later stages added: level report, analysis, narration, tempo grid, timings and versions."""
+
     audio: np.ndarray  # mono float32 at 22,050 Hz
     mel: torch.Tensor  # (80, T) what the generator wrote
     asked: Mood  # the mood asked for (a trajectory's mean when one was given)

@@ -19,6 +19,16 @@ PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb",
 
 @dataclass(frozen=True)
 class Key:
+    """A key (tonic and mode) as `estimate_key` finds it, with how well the pitch classes fit it.
+
+    >>> key = Key(tonic=9, mode="minor", correlation=0.8)
+    >>> key.name
+    'A minor'
+    >>> key = estimate_key([1, 0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1])   # the notes of the G major scale
+    >>> key.tonic, key.mode, key.name, round(key.correlation, 2)
+    (7, 'major', 'G major', 0.76)
+    """
+
     tonic: int  # pitch class 0..11
     mode: str  # "major" or "minor"
     correlation: float  # Pearson r of the best profile; near 0 means no clear key

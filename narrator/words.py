@@ -18,6 +18,8 @@ from moodmusic.mood import SEED000_MOODS
 
 @dataclass(frozen=True)
 class MoodWords:
+    """The words of one mood in MOOD_WORDS: adjectives and nouns the template writes, and `extra` words only the check accepts."""
+
     adjectives: tuple[str, ...]
     nouns: tuple[str, ...]
     extra: tuple[str, ...] = ()  # accepted by the check, never written by the template

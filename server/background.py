@@ -21,6 +21,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class BackgroundServer:
+    """A uvicorn server for `app` on a free loopback port, run in a daemon thread; use as a context manager."""
+
     def __init__(self, app, host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 120.0, log_level: str = "warning"):
         self.host, self.port = host, port or free_port(host)
         self.startup_timeout = startup_timeout

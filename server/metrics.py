@@ -25,6 +25,9 @@ def _labels(**labels: str) -> str:
 
 
 class Metrics:
+    """The server's counters, latency histogram and gauges, safe to update from any thread; `render()` is the
+    text that GET /metrics returns."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.requests: collections.Counter[tuple[str, str, int]] = collections.Counter()

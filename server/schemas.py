@@ -75,11 +75,15 @@ def one_of_forms(*forms: tuple[str, ...]) -> dict:
 
 
 class Strict(BaseModel):
+    """A request body that refuses unknown fields."""
+
     # Unknown fields are an error: a misspelt "arousl" must not silently become the default mood.
     model_config = ConfigDict(extra="forbid")
 
 
 class TrajectoryPoint(Strict):
+    """The mood at one moment of a clip."""
+
     time: float = Field(ge=0, strict=True, allow_inf_nan=False, description="seconds from the start of the clip")
     valence: float = Field(ge=-1, le=1, strict=True, allow_inf_nan=False, description="in [-1, 1]")
     arousal: float = Field(ge=-1, le=1, strict=True, allow_inf_nan=False, description="in [-1, 1]")
@@ -121,6 +125,8 @@ class MoodChoice(Strict):
 
 
 class ClipRequest(MoodChoice):
+    """A clip to make: its mood (a name, valence and arousal, or a trajectory), length, seed, file format and tempo."""
+
     model_config = ConfigDict(extra="forbid", json_schema_extra=one_of_forms(("mood",), ("valence", "arousal"), ("trajectory",)))
 
     trajectory: list[TrajectoryPoint] = Field(
@@ -152,6 +158,8 @@ class ClipRequest(MoodChoice):
 
 
 class StingerRequest(MoodChoice):
+    """A short stinger to make: its event (rise, fall or hit), mood, length, seed, file format and tempo."""
+
     event: StingerEvent = Field(description="rise: arousal climbs; fall: it sinks; hit: a burst that decays")
     duration: float = Field(
         2.0, ge=1.0, le=3.0, strict=True, allow_inf_nan=False, validation_alias=AliasChoices("duration", "seconds"),
@@ -167,18 +175,24 @@ class StingerRequest(MoodChoice):
 
 
 class MoodPoint(BaseModel):
+    """A point of the mood square and its quadrant."""
+
     valence: float
     arousal: float
     quadrant: str
 
 
 class MoodReading(MoodPoint):
+    """A mood as the classifier reads it: the point, quadrant probabilities and mood weights."""
+
     quadrants: dict[str, float] = Field(description="happy, angry, sad, calm -> probability")
     moods: dict[str, float] = Field(description="the Analyst-Interpreter paper's chill, energy, emotion, upbeat -> weight")
     primary_mood: str
 
 
 class TimelineWindow(BaseModel):
+    """The mood the classifier heard in one window of the audio, from `start` to `end` seconds."""
+
     start: float
     end: float
     valence: float
@@ -206,6 +220,8 @@ class Level(BaseModel):
 
 
 class Narration(BaseModel):
+    """What the music feels like in words: a narrative, suggestions that fit the mood and a one-line image prompt."""
+
     narrative: str
     recommendations: list[str]
     visual_prompt: str
@@ -214,6 +230,8 @@ class Narration(BaseModel):
 
 
 class Tempo(BaseModel):
+    """The tempo and meter the music follows."""
+
     bpm: float
     beats_per_bar: int
     beat_seconds: float
@@ -233,6 +251,8 @@ class AudioPoints(BaseModel):
 
 
 class ClipResponse(BaseModel):
+    """A made clip or stinger: where to fetch its audio, the mood asked and heard, its level, tempo and narration."""
+
     id: str
     url: str
     audio_url: str
@@ -259,6 +279,8 @@ class ClipResponse(BaseModel):
 
 
 class AnalyzeResponse(BaseModel):
+    """What the classifier heard in an uploaded file, and its narration."""
+
     filename: Optional[str] = None
     analyzed_seconds: float
     truncated: bool = Field(description="true when only the start of a longer upload was analysed")
@@ -269,6 +291,8 @@ class AnalyzeResponse(BaseModel):
 
 
 class NamedMood(BaseModel):
+    """A named mood and its point in the mood square."""
+
     name: str
     valence: float
     arousal: float
@@ -276,6 +300,8 @@ class NamedMood(BaseModel):
 
 
 class MoodsResponse(BaseModel):
+    """Every named mood, and the synonyms accepted for them."""
+
     moods: list[NamedMood]
     synonyms: dict[str, str]
 

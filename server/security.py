@@ -35,6 +35,19 @@ class TokenBucket:
 
 
 class RateLimiter:
+    """A token bucket per API key (or client address): `check` raises 429 with Retry-After when one has no token left.
+
+    >>> limiter = RateLimiter(per_minute=2, burst=2)
+    >>> limiter.check("key-a"), limiter.check("key-a")      # the burst: two at once
+    (None, None)
+    >>> try:
+    ...     limiter.check("key-a")
+    ... except HTTPException as refused:
+    ...     print(refused.status_code, refused.detail)
+    429 rate limit of 2 requests per minute exceeded; retry in ... s
+    >>> limiter.check("key-b")                              # another key has its own bucket
+    """
+
     MAX_CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first (it had a full bucket soon anyway)
 
     def __init__(self, per_minute: float, burst: int):

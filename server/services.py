@@ -27,6 +27,8 @@ log = logging.getLogger("moodmusic.server")
 
 @dataclass
 class Services:
+    """Everything the routes share for the life of the server, built by `start` and closed at shutdown."""
+
     settings: Settings
     pipeline: Pipeline
     pool: WorkerPool

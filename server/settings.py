@@ -37,6 +37,16 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
+    """The server's configuration: defaults, then the MOODMUSIC_* variables (`from_env`), then the flags (`with_args`).
+    Every value is checked when it is made.
+
+    >>> Settings.from_env({"MOODMUSIC_WORKERS": "3"}).workers
+    3
+    >>> Settings.from_env({"MOODMUSIC_WORKERS": "0"})
+    Traceback (most recent call last):
+    moodmusic.server.settings.SettingsError: invalid setting(s): workers=0
+    """
+
     host: str = "127.0.0.1"
     port: int = 8000
     checkpoints: str | None = None  # None: the shipped folder (or MOODMUSIC_CHECKPOINTS, read by checkpoints.py)

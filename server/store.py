@@ -76,6 +76,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 @dataclass
 class StoredClip:
+    """One clip in the store, as `ClipStore` returns it: its id, its metadata, and the paths of its audio and mel."""
+
     id: str
     meta: dict[str, Any]
     audio_path: Path

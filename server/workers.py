@@ -43,14 +43,16 @@ class PoolError(Exception):
 
 
 class Overloaded(PoolError):
-    pass
+    """Every worker is busy and the queue is full, or a job waited in the queue past its deadline (503)."""
 
 
 class ShuttingDown(PoolError):
-    pass
+    """The pool was closed and takes no new work (503)."""
 
 
 class DeadlineExceeded(PoolError):
+    """A job started but did not finish within its deadline (504); the message says what became of its work."""
+
     status_code = 504
 
 
@@ -61,6 +63,28 @@ class TooManyJobs(PoolError):
 
 
 class WorkerPool:
+    """A fixed number of worker threads with a bounded queue in front of them: `submit` a job, or await `run`
+    it with a deadline; `close` finishes the accepted jobs and stops. See the module docstring.
+
+    >>> import threading
+    >>> pool = WorkerPool(workers=1, queue_size=4, per_client=2)
+    >>> pool.submit(lambda: 6 * 7).result(timeout=10)
+    42
+    >>> hold = threading.Event()                                   # keeps the client's jobs unfinished
+    >>> first, second = pool.submit(hold.wait, client="alice"), pool.submit(hold.wait, client="alice")
+    >>> pool.jobs_of("alice")
+    2
+    >>> pool.submit(hold.wait, client="alice")
+    Traceback (most recent call last):
+    moodmusic.server.workers.TooManyJobs: this client already has 2 jobs queued or running ...
+    >>> hold.set()
+    >>> first.result(timeout=10), second.result(timeout=10)
+    (True, True)
+    >>> pool.close(timeout=10)
+    >>> pool.accepting
+    False
+    """
+
     def __init__(self, workers: int, queue_size: int, name: str = "inference", per_client: int | None = None):
         self.workers = int(workers)
         self.queue_size = int(queue_size)

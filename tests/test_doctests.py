@@ -1,6 +1,6 @@
-"""The runnable examples in the docstrings of the shared modules and of each stage's API (load, generate, render,
-analyze, narrate, compose; the stages' model classes) run as doctests: an example that no longer holds fails here.
-The stage examples load the shipped checkpoints."""
+"""The runnable examples in docstrings run as doctests: the shared modules, each stage's API (load, generate, render,
+analyze, narrate, compose; the stages' model classes and data), and the server's pool, settings and rate limiter.
+An example that no longer holds fails here. The stage examples load the shipped checkpoints."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 
 MODULES = [
     "moodmusic.mood", "moodmusic.mel", "moodmusic.tonality", "moodmusic.loops", "moodmusic.loopfiles", "moodmusic.tempo", "moodmusic.runs",
-    "moodmusic.generator.inference", "moodmusic.generator.model", "moodmusic.vocoder.model", "moodmusic.classifier.inference",
+    "moodmusic.generator.inference", "moodmusic.generator.model", "moodmusic.generator.data", "moodmusic.vocoder.model", "moodmusic.classifier.inference",
     "moodmusic.classifier.model", "moodmusic.narrator", "moodmusic.pipeline",
+    "moodmusic.server.workers", "moodmusic.server.settings", "moodmusic.server.security",
 ]  # fmt: skip
 
 

@@ -28,6 +28,8 @@ LRELU_SLOPE = 0.1
 
 @dataclass(frozen=True)
 class DiscriminatorConfig:
+    """The periods, scales and channel widths of the vocoder's discriminators (`Discriminator`); part of its TrainConfig."""
+
     periods: tuple[int, ...] = (2, 3, 5, 7, 11)
     period_channels: tuple[int, ...] = (8, 16, 32, 64, 64)
     scales: int = 3

@@ -196,6 +196,8 @@ class Vocoder:
 
 
 class HifiganVocoder(Vocoder):
+    """A HiFi-GAN generator as a Vocoder: ours (`load_checkpoint_folder`) or a speechbrain folder a user has."""
+
     def __init__(self, generator: torch.nn.Module, config: VocoderConfig, *, name: str, version: str, device: str | torch.device = "cpu"):
         self.generator = generator.to(device).eval()
         self.config = config

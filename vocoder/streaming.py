@@ -33,6 +33,9 @@ class Renderer(Protocol):
 
 
 class StreamRenderer:
+    """Renders a mel pushed in chunks (`push`, then `flush` at the end) into audio that joins without clicks;
+    see the module docstring. `Vocoder.stream()` makes one."""
+
     def __init__(self, vocoder: Renderer, lookahead_frames: int | None = None, context_frames: int | None = None):
         self.vocoder = vocoder
         self.context = vocoder.context_frames if context_frames is None else int(context_frames)

@@ -52,6 +52,8 @@ SILENCE_RMS = 1e-3  # a window this quiet teaches nothing; draw another (a few t
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """The arguments of the vocoder's training (`moodmusic train vocoder`), with the generator's and discriminators' configs."""
+
     corpus: str = "data/corpus"
     out: str = "runs/vocoder"
     steps: int = 3000
