@@ -53,6 +53,9 @@ STAGE = "generator"
 
 @dataclass
 class TrainConfig:
+    """What `moodmusic train generator` trains on and how: the corpus, the run folder, the model's size, the losses'
+    weights and the schedule; each field is a flag of the command (`add_arguments`)."""
+
     data: str = "data/corpus"
     out: str = "runs/generator"
     steps: int = 3000
