@@ -1,4 +1,5 @@
-"""Tiny untrained models in the shipped checkpoint layout: what tests and `--tiny` load runs use."""
+"""Tiny untrained models in the shipped checkpoint layout, and small hostile inputs: what tests, `--tiny` load runs
+and the upload-cost script (scripts/upload_bombs.py) use."""
 
 from __future__ import annotations
 
@@ -29,3 +30,19 @@ def write_tiny_checkpoints(root) -> Path:
     c_config = ClassifierConfig(channels=[4, 4, 4, 4], gru_hidden=8, embedding_dim=16, chroma_channels=4, mode_hidden=4)
     checkpoints.save(build_classifier(c_config), c_config, root / "classifier")
     return root
+
+
+def silent_flac(seconds: float, rate: int = 44100) -> bytes:
+    """A FLAC of `seconds` of silence, written 10 s at a time: FLAC packs silence to almost nothing (a
+    decompression bomb's shape: two hours in about 1 MB)."""
+    import io
+
+    import numpy as np
+    import soundfile
+
+    buffer = io.BytesIO()
+    with soundfile.SoundFile(buffer, "w", samplerate=rate, channels=1, format="FLAC", subtype="PCM_16") as f:
+        block = np.zeros(rate * 10, dtype=np.int16)
+        for _ in range(int(seconds // 10)):
+            f.write(block)
+    return buffer.getvalue()

@@ -22,15 +22,7 @@ import numpy as np
 import soundfile
 
 from moodmusic.evaluation.bench import PeakMemory
-
-
-def silent_flac(seconds: float, rate: int = 44100) -> bytes:
-    buffer = io.BytesIO()
-    with soundfile.SoundFile(buffer, "w", samplerate=rate, channels=1, format="FLAC", subtype="PCM_16") as f:
-        block = np.zeros(rate * 10, dtype=np.int16)
-        for _ in range(int(seconds // 10)):
-            f.write(block)
-    return buffer.getvalue()
+from moodmusic.evaluation.tiny import silent_flac
 
 
 def wav_header_only(seconds: float, rate: int, channels: int) -> bytes:

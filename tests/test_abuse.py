@@ -3,7 +3,6 @@ decompression bombs, absurd sample rates, audio too short to analyse. Each asser
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 import time
@@ -11,9 +10,9 @@ import time
 import httpx
 import numpy as np
 import pytest
-import soundfile
 
 from moodmusic import audio
+from moodmusic.evaluation.tiny import silent_flac
 from moodmusic.mel import SAMPLE_RATE
 from moodmusic.server.app import create_app
 from moodmusic.server.background import BackgroundServer
@@ -29,16 +28,6 @@ def client(tiny_checkpoints, tmp_path_factory):
     settings = Settings(store_dir=str(tmp_path_factory.mktemp("store")), workers=1, queue_size=4, analyze_max_seconds=2.0, warmup=False)
     with BackgroundServer(create_app(settings, pipeline)) as running, httpx.Client(base_url=running.url, timeout=60) as c:
         yield c
-
-
-def silent_flac(seconds: float, rate: int = 44100) -> bytes:
-    """A FLAC of silence, written block by block: FLAC packs silence to almost nothing (a bomb's shape)."""
-    buffer = io.BytesIO()
-    with soundfile.SoundFile(buffer, "w", samplerate=rate, channels=1, format="FLAC", subtype="PCM_16") as f:
-        block = np.zeros(rate * 10, dtype=np.int16)
-        for _ in range(int(seconds // 10)):
-            f.write(block)
-    return buffer.getvalue()
 
 
 def test_a_compressed_hour_of_silence_decodes_only_what_is_analysed():
