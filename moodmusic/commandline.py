@@ -22,7 +22,12 @@ def candidates_argument(text: str) -> int:
     return value
 
 
+def typed_command() -> str:
+    """`moodmusic ...` as this process was started (its argv)."""
+    return "moodmusic " + shlex.join(sys.argv[1:])
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The command as given (`moodmusic ...`), for reports and manifests; also right when main() is
     called with its own argv (tests, scripts), where sys.argv is somebody else's."""
-    return getattr(args, "command_line", None) or "moodmusic " + shlex.join(sys.argv[1:])
+    return getattr(args, "command_line", None) or typed_command()

@@ -140,9 +140,11 @@ class LiveStream:
     def add_stinger(self, audio: np.ndarray, at: str = "bar") -> float:
         """Mix `audio` (mono, 22,050 Hz, mastered) into the stream from the next beat or bar line (`at`), or from
         the first sample not yet generated ("now"). Returns the stream time it starts."""
+        if at not in QUANTISE_CHOICES:
+            raise ValueError(f"at must be one of {', '.join(QUANTISE_CHOICES)}, got {at!r}")
         with self._lock:
-            self._line(at)  # checks `at`
-            start = self._frames * HOP_LENGTH if at == "now" else round(self.grid.next_line(self.generated_s, at) * SAMPLE_RATE)  # sample-exact
+            # On the line's own sample (a mood change can only land on a mel frame; a stinger is mixed sample by sample).
+            start = self._frames * HOP_LENGTH if at == "now" else round(self.grid.next_line(self.generated_s, at) * SAMPLE_RATE)
             self._stingers.append((start, np.asarray(audio, dtype=np.float32)))
         return start / SAMPLE_RATE
 

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shlex
 import sys
 from pathlib import Path
+
+from moodmusic.commandline import typed_command
 
 STATE_FILE, LOG_FILE, COMMANDS_FILE = "state.pt", "log.jsonl", "commands.jsonl"
 
@@ -38,7 +39,7 @@ STATE_FILE, LOG_FILE, COMMANDS_FILE = "state.pt", "log.jsonl", "commands.jsonl"
 def invocation(config) -> str:
     """The command that runs this training: `moodmusic ...` as typed, or (called from Python) the config as JSON."""
     if Path(sys.argv[0]).name == "moodmusic":
-        return "moodmusic " + shlex.join(sys.argv[1:])
+        return typed_command()
     return json.dumps(dataclasses.asdict(config), default=str) if dataclasses.is_dataclass(config) else str(config)
 
 
