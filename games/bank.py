@@ -51,9 +51,12 @@ def build_bank(
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     jobs = [(point, variant) for point in grid_points(rows, cols) for variant in range(variants)]
-    for (row, col, valence, arousal), variant in tqdm(jobs, desc="bank", unit="loop", disable=not progress):
+    # The chain makes the clips in order: one after another in this process, or spread over a Ray cluster (moodmusic.server.ray_jobs).
+    calls = [(((valence, arousal), seconds, first_seed + variant), {"verify": True, "narrate": False, "loop": True, "bpm": bpm,
+              "beats_per_bar": beats_per_bar}) for (_, _, valence, arousal), variant in jobs]  # fmt: skip
+    clips = chain.compose_many(calls)
+    for ((row, col, valence, arousal), variant), clip in tqdm(zip(jobs, clips), total=len(jobs), desc="bank", unit="loop", disable=not progress):
         seed = first_seed + variant
-        clip = chain.compose((valence, arousal), seconds, seed, verify=True, narrate=False, loop=True, bpm=bpm, beats_per_bar=beats_per_bar)
         name = f"r{row}_c{col}_v{variant}.{audio_format}"
         data, points = encode_clip(clip.audio, audio_format, sample_rate, clip.grid, loop=True)
         write_bytes(out / name, data)
@@ -88,6 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bpm", type=float, help="every loop's tempo, 40 to 240 (default: each mood's own)")
     parser.add_argument("--beats-per-bar", type=int, help="beats in a bar (default 4)")
     parser.add_argument("--checkpoints", help="a checkpoints folder (default: the shipped one)")
+    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="make the loops as Ray tasks: on a Ray cluster at ADDRESS, or (no ADDRESS) one started on this machine "
+                        "(needs the 'scale' extra; docs/scaling.md)")
+    parser.add_argument("--ray-workers", type=int, help="with --ray: replicas making loops (default: the cluster's CPUs)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,7 +109,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SystemExit(str(error)) from error
     try:
-        chain = load_pipeline(args.checkpoints)
+        if args.ray:
+            from moodmusic.server.ray_jobs import ClusterChain
+
+            chain = ClusterChain.start(None if args.ray == "local" else args.ray, args.checkpoints, workers=args.ray_workers)
+        else:
+            chain = load_pipeline(args.checkpoints)
         manifest = build_bank(chain, Path(args.out), rows, cols, seconds, args.variants, args.seed, audio_format=args.format,
                               sample_rate=args.sample_rate, bpm=args.bpm, beats_per_bar=args.beats_per_bar)  # fmt: skip
     except ValueError as error:

@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -230,6 +230,12 @@ class Pipeline:
         moving = max(trajectory.arousal) - min(trajectory.arousal) > 0.1
         self.master(clip, (lambda t: trajectory.at(t)[1]) if moving else asked.arousal, loop=loop)
         return self._finish(clip, verify, narrate, seed)
+
+    def compose_many(self, calls: Iterable[tuple[tuple, dict[str, Any]]]) -> Iterator[Clip]:
+        """`compose(*args, **kwargs)` for each call in turn, the clips in the order of the calls. A long job (a bank)
+        asks for its clips this way, so a runner that spreads them over a cluster (moodmusic.server.ray_jobs) fits in."""
+        for args, kwargs in calls:
+            yield self.compose(*args, **kwargs)
 
     def stinger(
         self, event: str, mood, seconds: float = 2.0, seed: int = 0, *, verify: bool = False, narrate: bool = False,

@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # FluidSynth renders the training corpus; the three General MIDI soundfonts are FluidR3 (MIT, the
 # default) and two others for cross-timbre tests. Chromium and its driver run the web page's
-# end-to-end test headless (scripts/webpage_check.py, with selenium from the dev extras).
-APT_PACKAGES=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont chromium chromium-driver godot3-server)
+# end-to-end test headless (scripts/webpage_check.py, with selenium from the dev extras). PostgreSQL's server is
+# the shared clip store's database in the tests (server/local_postgres.py starts a throwaway one).
+APT_PACKAGES=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont chromium chromium-driver godot3-server postgresql)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -31,7 +32,7 @@ wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "setup: installing moodmusic and its requirements into .venv (torch takes about a minute)"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  .venv/bin/python -m pip install --quiet -e '.[dev,scale]'  # the tests need the scale extras too (Ray Serve, psycopg)
   echo "$wanted" > "$stamp"
 fi
 echo "setup: ready (.venv/bin/moodmusic)"

@@ -28,6 +28,7 @@ from moodmusic.server import routes, services, stream
 from moodmusic.server.metrics import Metrics, MetricsMiddleware
 from moodmusic.server.security import install_log_redaction
 from moodmusic.server.settings import MB, Settings
+from moodmusic.server.store import StoreUnavailable
 from moodmusic.server.workers import PoolError
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -88,6 +89,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def pool_refused(_: Request, error: PoolError):
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
         return problem(error.status_code, str(error), headers)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(_: Request, error: StoreUnavailable):
+        return problem(503, str(error), {"Retry-After": "5"})
 
 
 class BodyLimitMiddleware:

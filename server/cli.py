@@ -11,7 +11,6 @@ SIGTERM or Ctrl-C stops taking connections, finishes the requests in flight, the
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deadline", type=float, help="seconds a request may take, waiting included (default 60; MOODMUSIC_DEADLINE)")
     parser.add_argument("--upload-limit-mb", type=float, help="largest upload to /v1/analyze (default 50; MOODMUSIC_UPLOAD_LIMIT_MB)")
     parser.add_argument("--analyze-max-seconds", type=float, help="only the start of longer uploads is analysed (default 300; MOODMUSIC_ANALYZE_MAX_SECONDS)")
-    parser.add_argument("--store", help="clip store folder (default data/store; MOODMUSIC_STORE)")
+    parser.add_argument("--store", help="clip store: a folder (default data/store) or a postgresql:// URL that several servers share; "
+                        "keep its password in PGPASSWORD or ~/.pgpass (MOODMUSIC_STORE)")
     parser.add_argument("--store-cap-mb", type=float, help="clip store size cap, LRU eviction (default 1024; MOODMUSIC_STORE_CAP_MB)")
     parser.add_argument("--api-key", action="append", help="accept this bearer token (repeat for more; MOODMUSIC_API_KEYS=a,b)")
     parser.add_argument("--cors-origin", action="append", help="allow this browser origin (repeat; MOODMUSIC_CORS_ORIGINS)")
@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-streams", type=int, help="WebSocket streams at once, over it 1013 (default 4; MOODMUSIC_MAX_STREAMS)")
     parser.add_argument("--stream-pause-timeout", type=float, help="seconds a stream may stay paused before it is closed (default 300; MOODMUSIC_STREAM_PAUSE_TIMEOUT)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the short warm-up clip at startup")
+    scale = parser.add_argument_group("scale-out on Ray Serve (docs/scaling.md; needs the 'scale' extra: pip install moodmusic[scale])")
+    scale.add_argument("--ray", action="store_true", help="serve on Ray Serve: the stages as deployments, replicas sharing --store")
+    scale.add_argument("--ray-address", help="join this Ray cluster (default: start one on this machine)")
+    scale.add_argument("--composers", type=int, default=2, help="Composer replicas (generator + vocoder; default 2)")
+    scale.add_argument("--max-composers", type=int, help="autoscale Composer replicas up to this many, on requests waiting")
+    scale.add_argument("--ingress-replicas", type=int, default=1, help="replicas of the HTTP app (default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,14 +58,22 @@ def run(args: argparse.Namespace) -> int:
     from moodmusic.server.app import create_app
     from moodmusic.server.settings import Settings, SettingsError
 
-    from moodmusic.server.store import ClipStore, StoreFolderError
+    from moodmusic.server.store import ClipStore, StoreFolderError, local_folder
 
     try:
         settings = Settings.from_env().with_args(args)
-        ClipStore.claim(Path(settings.store_dir))  # before the models load: a folder the store may not own is refused at once
+        folder = local_folder(settings.store_dir)  # None for a database URL
+        if folder is not None:
+            ClipStore.claim(folder)  # before the models load: a folder the store may not own is refused at once
+        if args.ray and (args.composers < 1 or args.ingress_replicas < 1 or (args.max_composers or args.composers) < args.composers):
+            raise SettingsError("--composers and --ingress-replicas must be at least 1, and --max-composers at least --composers")
     except (SettingsError, StoreFolderError) as error:
         raise SystemExit(f"moodmusic serve: {error}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.ray:
+        from moodmusic.server import ray_serve  # Ray is imported only here: the single-machine server needs none
+
+        return ray_serve.serve_forever(settings, args.composers, args.max_composers, args.ingress_replicas, args.ray_address)
     # One process: the pool is the unit of parallelism (uvicorn workers would each load the models).
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
                 timeout_graceful_shutdown=settings.deadline_s + 5)  # fmt: skip

@@ -5,11 +5,11 @@ statuses in one place (`app.install_error_handlers`).
 
 from __future__ import annotations
 
+import io
 import threading
 import time
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, Optional, TypeVar
 
-import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, PlainTextResponse, Response
@@ -23,7 +23,7 @@ from moodmusic.mood import MOOD_SYNONYMS, NAMED_MOODS, Mood, quadrant, resolve
 from moodmusic.server import schemas
 from moodmusic.server.security import check_access
 from moodmusic.server.services import Services, get_services
-from moodmusic.server.store import CLIP_ID, request_key
+from moodmusic.server.store import CLIP_ID, StoredClip, request_key
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 # The clip id's form, stated in the OpenAPI contract: 32 lowercase hex characters (server.store.CLIP_ID).
@@ -43,6 +43,7 @@ async def api_access(request: Request, services: ServicesDep, authorization: Ann
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(api_access)], responses=ERRORS)
 ClientDep = Annotated[str, Depends(api_access)]  # the same call as the router's (FastAPI caches it per request)
 ops = APIRouter()
+T = TypeVar("T")
 
 
 # --- conversions: pipeline objects -> response bodies ------------------------------------------
@@ -73,7 +74,7 @@ def clip_meta(clip, clip_id: str, kind: str, request: dict[str, Any], points: di
 async def produce(services: Services, client: str, kind: str, key_parts: dict[str, Any], body, make: Callable[[], Any]) -> schemas.ClipResponse:
     """A clip from the store when an identical request made one before, else from the pool (then stored)."""
     key = request_key(kind=kind, versions=services.pipeline.versions, **key_parts)
-    stored = services.store.find(key)
+    stored = await run_in_threadpool(services.store.find, key)  # the store may be a database on another machine
     if stored is not None and (not body.verify or stored.meta["heard"]) and (not body.narrate or stored.meta["narration"]):
         services.metrics.store_lookup(hit=True)
         return schemas.ClipResponse(**stored.meta, cached=True)
@@ -128,16 +129,30 @@ async def create_stinger(body: schemas.StingerRequest, services: ServicesDep, cl
     return await produce(services, client, "stinger", key_parts, body, make)
 
 
-def stored_or_404(services: Services, clip_id: str):
-    stored = services.store.get(clip_id)  # InvalidClipId (422) for anything but 32 hex characters
+def not_found(clip_id: str) -> HTTPException:
+    return HTTPException(404, detail=f"no clip with id {clip_id} (never made here, or evicted from the store)")
+
+
+async def stored_or_404(services: Services, clip_id: str) -> StoredClip:
+    # In a thread: the store may be a database on another machine. InvalidClipId (422) for anything but 32 hex characters.
+    stored = await run_in_threadpool(services.store.get, clip_id)
     if stored is None:
-        raise HTTPException(404, detail=f"no clip with id {clip_id} (never made here, or evicted from the store)")
+        raise not_found(clip_id)
     return stored
+
+
+async def read_or_404(clip_id: str, read: Callable[[str], T]) -> T:
+    """One of a clip's parts from the store (`store.audio`, `store.mel`), read in a thread; 404 when the clip was
+    evicted since it was looked up."""
+    try:
+        return await run_in_threadpool(read, clip_id)
+    except KeyError:
+        raise not_found(clip_id) from None
 
 
 @v1.get("/clips/{clip_id}", response_model=schemas.ClipResponse, summary="a stored clip's metadata")
 async def get_clip(clip_id: ClipId, services: ServicesDep) -> schemas.ClipResponse:
-    return schemas.ClipResponse(**stored_or_404(services, clip_id).meta, cached=True)
+    return schemas.ClipResponse(**(await stored_or_404(services, clip_id)).meta, cached=True)
 
 
 @v1.get("/clips/{clip_id}/audio", response_class=FileResponse, summary="a stored clip's audio, in the format it was made in or another",
@@ -145,23 +160,23 @@ async def get_clip(clip_id: ClipId, services: ServicesDep) -> schemas.ClipRespon
 async def get_clip_audio(clip_id: ClipId, services: ServicesDep, format: Optional[schemas.AudioFormat] = None) -> Response:
     """`?format=flac` converts the stored clip (no second generation), its loop points and bar markers with it. A clip
     made lossy (ogg, mp3) converts from its lossy file; made as wav or flac, it converts without a second lossy pass."""
-    stored = stored_or_404(services, clip_id)
+    stored = await stored_or_404(services, clip_id)
     made_as, name = stored.meta["format"], format or stored.meta["format"]
     headers = {"content-disposition": f'inline; filename="{clip_id}.{name}"'}
-    if name == made_as:
-        return FileResponse(stored.audio_path, media_type=OUTPUT_FORMATS[name].media_type, headers=headers)
-    data = await run_in_threadpool(lambda: convert(stored, name))  # not inference: no pool slot, like mel.png
+    data = await read_or_404(clip_id, services.store.audio)
+    if name != made_as:
+        data = await run_in_threadpool(convert, stored, data, name)  # not inference: no pool slot, like mel.png
     return Response(data, media_type=OUTPUT_FORMATS[name].media_type, headers=headers)
 
 
-def convert(stored, name: str) -> bytes:
-    """A stored clip's audio in another format, at its own sample rate, with its loop points and bar markers."""
+def convert(stored: StoredClip, data: bytes, name: str) -> bytes:
+    """A stored clip's audio (`data`, its file) in another format, at its own sample rate, with its loop points and bar markers."""
     import soundfile
 
     from moodmusic.loopfiles import encode_at_rate
     from moodmusic.tempo import Grid
 
-    samples, rate = soundfile.read(stored.audio_path, dtype="float32", always_2d=False)
+    samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=False)
     tempo = stored.meta.get("tempo")
     grid = Grid(tempo["bpm"], tempo["beats_per_bar"]) if tempo else None
     return encode_at_rate(samples, name, rate, grid, stored.meta["loop"])
@@ -170,15 +185,16 @@ def convert(stored, name: str) -> bytes:
 @v1.get("/clips/{clip_id}/mel.png", response_class=Response, summary="a stored clip's log-mel as an image",
         responses={200: {"content": {"image/png": {}}}})  # fmt: skip
 async def get_clip_mel(clip_id: ClipId, services: ServicesDep) -> Response:
-    stored = stored_or_404(services, clip_id)
-    png_path = services.store.png_path(clip_id)
-    if png_path.exists():
-        return FileResponse(png_path, media_type="image/png")
+    await stored_or_404(services, clip_id)
+    png = await run_in_threadpool(services.store.png, clip_id)
+    if png is not None:
+        return Response(png, media_type="image/png")
     from moodmusic.server.mel_image import mel_png
 
-    png = await run_in_threadpool(lambda: mel_png(np.load(stored.mel_path)))  # ~0.1 s of matplotlib; not inference, no pool slot
+    mel = await read_or_404(clip_id, services.store.mel)
+    png = await run_in_threadpool(mel_png, mel)  # ~0.1 s of matplotlib; not inference, no pool slot
     try:
-        services.store.add_png(clip_id, png)
+        await run_in_threadpool(services.store.add_png, clip_id, png)
     except KeyError:
         pass  # evicted meanwhile: still answer with the image
     return Response(png, media_type="image/png")
@@ -248,4 +264,5 @@ async def readyz(services: ServicesDep) -> dict[str, Any]:
 
 @ops.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
 async def metrics(services: ServicesDep) -> PlainTextResponse:
-    return PlainTextResponse(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    text = await run_in_threadpool(services.metrics.render)  # in a thread: the store's gauges may ask a database
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -19,7 +19,7 @@ from moodmusic.pipeline import Pipeline, load_pipeline
 from moodmusic.server.metrics import Metrics
 from moodmusic.server.security import RateLimiter, StreamLimiter
 from moodmusic.server.settings import Settings
-from moodmusic.server.store import ClipStore
+from moodmusic.server.store import ClipStorage, open_store
 from moodmusic.server.workers import WorkerPool
 
 log = logging.getLogger("moodmusic.server")
@@ -32,7 +32,7 @@ class Services:
     settings: Settings
     pipeline: Pipeline
     pool: WorkerPool
-    store: ClipStore
+    store: ClipStorage
     metrics: Metrics
     limiter: RateLimiter
     streams: StreamLimiter
@@ -65,13 +65,13 @@ def start(settings: Settings, metrics: Metrics, pipeline: Pipeline | None = None
         # The first call through torch and the classifier's feature code is several times slower than
         # the next; pay it here, not in the first user's request.
         pipeline.compose("calm", 1.0, seed=0, verify=True, narrate=True)
-    store = ClipStore(settings.store_dir, settings.store_cap_bytes)
+    store = open_store(settings.store_dir, settings.store_cap_bytes)  # a folder, or a PostgreSQL URL (server/store.py)
     pool = WorkerPool(settings.workers, settings.queue_size, per_client=settings.jobs_per_client)
     metrics.gauge("moodmusic_pool_queued", "inference jobs waiting for a worker", lambda: pool.queued)
     metrics.gauge("moodmusic_pool_running", "inference jobs running", lambda: pool.running)
     metrics.gauge("moodmusic_pool_workers", "inference worker threads", lambda: pool.workers)
     metrics.gauge("moodmusic_store_clips", "clips in the store", lambda: store.stats()[0])
-    metrics.gauge("moodmusic_store_bytes", "bytes the store's clips take on disk", lambda: store.stats()[1])
+    metrics.gauge("moodmusic_store_bytes", "bytes the store's clips take", lambda: store.stats()[1])
     limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_burst)
     log.info("ready: %s", pipeline.versions)
     streams = StreamLimiter(settings.max_streams)

@@ -11,7 +11,8 @@
     MOODMUSIC_DEADLINE                           seconds a request may take, queue included (default 60)
     MOODMUSIC_UPLOAD_LIMIT_MB                    largest upload to /v1/analyze (default 50)
     MOODMUSIC_ANALYZE_MAX_SECONDS                only the start of longer uploads is analysed (default 300)
-    MOODMUSIC_STORE, MOODMUSIC_STORE_CAP_MB      clip store folder and its size cap (default data/store, 1024 MB)
+    MOODMUSIC_STORE, MOODMUSIC_STORE_CAP_MB      the clip store: a folder (default data/store) or a postgresql:// URL shared by
+                                                 replicas (docs/server.md); its size cap (default 1024 MB)
     MOODMUSIC_API_KEYS                           comma-separated bearer tokens; empty: no authentication
     MOODMUSIC_CORS_ORIGINS                       comma-separated origins allowed by CORS; empty: CORS closed
     MOODMUSIC_RATE_LIMIT, MOODMUSIC_RATE_BURST   requests per minute per key (or client address); 0: no limit;
@@ -63,7 +64,7 @@ class Settings:
     # An analysis costs what its seconds cost (about 1.5 s and 185 MB for 300 s on one core; 600 s: 2.9 s, 216 MB):
     # the default keeps the worst upload within 2 s of a worker. Raise it to analyse longer pieces whole.
     analyze_max_seconds: float = 300.0
-    store_dir: str = "data/store"
+    store_dir: str = field(default="data/store", repr=False)  # may be a database URL with a password in it
     store_cap_bytes: int = 1024 * MB
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     cors_origins: tuple[str, ...] = ()

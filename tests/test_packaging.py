@@ -7,6 +7,8 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import importlib.util
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -80,3 +82,18 @@ def test_the_cli_runs_modules_of_the_package():
     assert all(module.startswith("moodmusic.") for _, module, _ in COMMANDS)
     for module in (bench.LOAD_TEST_MODULE, bench.STREAM_TEST_MODULE):
         assert module.startswith("moodmusic.") and importlib.util.find_spec(module) is not None
+
+
+def test_the_single_machine_server_needs_neither_ray_nor_psycopg():
+    # `moodmusic serve` with its default store builds its app without importing the scale-out's packages.
+    code = (
+        "import sys, tempfile\n"
+        "from moodmusic.server import cli, app, services\n"
+        "from moodmusic.server.store import open_store\n"
+        "store = open_store(tempfile.mkdtemp(), 10**6); store.close()\n"
+        "app.create_app()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'psycopg')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
