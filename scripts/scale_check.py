@@ -32,23 +32,14 @@ MOODS = ["calm", "happy", "tense", "sad", "epic", "peaceful", "angry", "melancho
 
 
 def start(command: list[str], log: Path) -> tuple[subprocess.Popen, str]:
+    from moodmusic.evaluation.load_test import wait_until_ready
     from moodmusic.server.background import free_port
 
     port = free_port()
     process = subprocess.Popen([*command, "--port", str(port)], stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 400
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{' '.join(command)} exited during startup:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit(f"{' '.join(command)} did not become ready")
+    wait_until_ready(process, url, log, timeout_s=400)
+    return process, url
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -1,5 +1,5 @@
 """The clip store in PostgreSQL: one table that several server processes share (replicas on one machine or several),
-so a clip one replica made is found, served and evicted by every other. `open_store` (server/store.py) opens it for
+so a clip one replica made is found, served and evicted by every other. `open_store` (server/stores.py) opens it for
 a `postgresql://` or `postgres://` URL:
 
     moodmusic serve --store postgresql://postgres@127.0.0.1:54329/moodmusic
@@ -39,6 +39,7 @@ log = logging.getLogger("moodmusic.server")
 T = TypeVar("T")
 
 TABLE = "moodmusic_clips"
+PARTS = {"audio": "audio", "mel": "mel", "png": "png"}  # a clip's parts and their columns (no other name reaches the SQL)
 CONNECT_TIMEOUT_S = 10  # unless the URL sets connect_timeout: an unreachable database fails within it, it does not hang
 WRITE_LOCK = 0x6D6F6F64636C6970  # "moodclip" in ASCII: the advisory lock every replica's writes take
 SCHEMA = [
@@ -149,25 +150,13 @@ class PostgresClipStore(ClipStorage):
                                             (key,)).fetchone())  # fmt: skip
         return StoredClip(row[0], meta_from_text(row[1])) if row else None
 
-    def _column(self, clip_id: str, column: str) -> bytes | None:
-        """One of the clip's byte columns (audio, mel, png); KeyError when the clip is not stored."""
+    def read_part(self, clip_id: str, part: str) -> bytes | None:
+        """One of the clip's byte columns (audio, mel, png: None until drawn); KeyError when the clip is not stored."""
         check_id(clip_id)
-        row = self._run(lambda c: c.execute(f"SELECT {column} FROM {TABLE} WHERE id = %s", (clip_id,), binary=True).fetchone())
+        row = self._run(lambda c: c.execute(f"SELECT {PARTS[part]} FROM {TABLE} WHERE id = %s", (clip_id,), binary=True).fetchone())
         if row is None:
             raise KeyError(clip_id)
         return row[0]
-
-    def audio(self, clip_id: str) -> bytes:
-        return self._column(clip_id, "audio")
-
-    def mel(self, clip_id: str) -> np.ndarray:
-        return mel_from_bytes(self._column(clip_id, "mel"))
-
-    def png(self, clip_id: str) -> bytes | None:
-        try:
-            return self._column(clip_id, "png")
-        except KeyError:
-            return None
 
     def stats(self) -> tuple[int, int]:
         count, size = self._run(lambda c: c.execute(f"SELECT count(*), coalesce(sum(size), 0) FROM {TABLE}").fetchone())

@@ -19,7 +19,8 @@ from moodmusic.pipeline import Pipeline, load_pipeline
 from moodmusic.server.metrics import Metrics
 from moodmusic.server.security import RateLimiter, StreamLimiter
 from moodmusic.server.settings import Settings
-from moodmusic.server.store import ClipStorage, open_store
+from moodmusic.server.store import ClipStorage
+from moodmusic.server.stores import open_store
 from moodmusic.server.workers import WorkerPool
 
 log = logging.getLogger("moodmusic.server")
@@ -65,7 +66,7 @@ def start(settings: Settings, metrics: Metrics, pipeline: Pipeline | None = None
         # The first call through torch and the classifier's feature code is several times slower than
         # the next; pay it here, not in the first user's request.
         pipeline.compose("calm", 1.0, seed=0, verify=True, narrate=True)
-    store = open_store(settings.store_dir, settings.store_cap_bytes)  # a folder, or a PostgreSQL URL (server/store.py)
+    store = open_store(settings.store_dir, settings.store_cap_bytes)  # a folder, or a PostgreSQL URL (server/stores.py)
     pool = WorkerPool(settings.workers, settings.queue_size, per_client=settings.jobs_per_client)
     metrics.gauge("moodmusic_pool_queued", "inference jobs waiting for a worker", lambda: pool.queued)
     metrics.gauge("moodmusic_pool_running", "inference jobs running", lambda: pool.running)

@@ -1,5 +1,5 @@
 """The clip store: each clip's audio (in the format asked for), its mel and its metadata, found again by id or by
-request key. The routes see only the interface, `ClipStorage`; `open_store` picks a backend from the `--store` value:
+request key. The routes see only the interface, `ClipStorage`; `open_store` (server/stores.py) picks a backend from the `--store` value:
 
 - a folder (the default, `data/store`; `file://` in front is allowed): `LocalClipStore`, files in the folder indexed
   in SQLite, for one server process;
@@ -133,16 +133,24 @@ class ClipStorage(abc.ABC):
         for `key`: this clip, or, when another is already stored under `key` and not `replace`, that one."""
 
     @abc.abstractmethod
+    def read_part(self, clip_id: str, part: str) -> bytes | None:
+        """One stored part of the clip ("audio", "mel" or "png") as bytes; None for a png not drawn yet (or KeyError).
+        KeyError when the clip is not stored."""
+
     def audio(self, clip_id: str) -> bytes:
         """The clip's audio file, as it was stored. KeyError when the clip is not stored."""
+        return self.read_part(clip_id, "audio")
 
-    @abc.abstractmethod
     def mel(self, clip_id: str) -> np.ndarray:
         """The clip's log-mel (float16). KeyError when the clip is not stored."""
+        return mel_from_bytes(self.read_part(clip_id, "mel"))
 
-    @abc.abstractmethod
     def png(self, clip_id: str) -> bytes | None:
         """The clip's mel image, once `add_png` has stored one; else None."""
+        try:
+            return self.read_part(clip_id, "png")
+        except KeyError:
+            return None
 
     @abc.abstractmethod
     def add_png(self, clip_id: str, png: bytes) -> None:
@@ -169,17 +177,6 @@ def local_folder(location: str) -> Path | None:
     if location.startswith("file://"):
         location = urllib.parse.unquote(location.removeprefix("file://"))
     return Path(location)
-
-
-def open_store(location: str, cap_bytes: int) -> ClipStorage:
-    """The store a `--store` value names: a PostgreSQL URL opens `PostgresClipStore` (psycopg is imported only
-    then), anything else is a folder for `LocalClipStore`."""
-    folder = local_folder(location)
-    if folder is None:
-        from moodmusic.server.pgstore import PostgresClipStore
-
-        return PostgresClipStore(location, cap_bytes)
-    return LocalClipStore(folder, cap_bytes)
 
 
 # --- the local backend: files and a SQLite index ---------------------------------------------------
@@ -278,21 +275,9 @@ class LocalClipStore(ClipStorage):
             row = self._db.execute("SELECT id FROM clips WHERE key = ?", (key,)).fetchone()
         return self.get(row[0]) if row else None
 
-    def audio(self, clip_id: str) -> bytes:
-        return self._read(clip_id, "audio")
-
-    def mel(self, clip_id: str) -> np.ndarray:
-        return mel_from_bytes(self._read(clip_id, "mel"))
-
-    def png(self, clip_id: str) -> bytes | None:
+    def read_part(self, clip_id: str, part: str) -> bytes:
         try:
-            return self._read(clip_id, "png")
-        except KeyError:
-            return None
-
-    def _read(self, clip_id: str, kind: str) -> bytes:
-        try:
-            return self._files(clip_id)[kind].read_bytes()  # files are replaced whole (a rename), never seen half written
+            return self._files(clip_id)[part].read_bytes()  # files are replaced whole (a rename), never seen half written
         except FileNotFoundError:
             raise KeyError(clip_id) from None
 

@@ -89,7 +89,7 @@ def test_the_single_machine_server_needs_neither_ray_nor_psycopg():
     code = (
         "import sys, tempfile\n"
         "from moodmusic.server import cli, app, services\n"
-        "from moodmusic.server.store import open_store\n"
+        "from moodmusic.server.stores import open_store\n"
         "store = open_store(tempfile.mkdtemp(), 10**6); store.close()\n"
         "app.create_app()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'psycopg')))\n"

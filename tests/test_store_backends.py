@@ -26,7 +26,8 @@ from moodmusic.audio import load_audio, to_wav_bytes
 from moodmusic.mel import SAMPLE_RATE
 from moodmusic.server.background import free_port
 from moodmusic.server.local_postgres import LocalPostgres, server_binaries
-from moodmusic.server.store import ClipStore, InvalidClipId, LocalClipStore, StoreUnavailable, mel_bytes, open_store
+from moodmusic.server.store import ClipStore, InvalidClipId, LocalClipStore, StoreUnavailable, mel_bytes
+from moodmusic.server.stores import open_store
 
 NO_POSTGRES = "PostgreSQL's server binaries (initdb, pg_ctl) are not installed: apt-get install postgresql (scripts/setup.sh does)"
 MEL = np.linspace(-11.5, 2.0, 80 * 10, dtype=np.float32).reshape(80, 10)
