@@ -55,7 +55,7 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-QUIET = {"enable_access_log": False}  # a line per call in every replica's log costs CPU the clips need (the ingress logs requests)
+QUIET = {"enable_access_log": False}  # a log line per call in every replica costs CPU the clips need (docs/notes/2026-12-07-ray-overhead.md)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=1, health_check_period_s=2, health_check_timeout_s=10,

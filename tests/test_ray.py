@@ -100,6 +100,10 @@ def test_a_clip_made_through_one_replica_is_served_by_another(cluster):
     assert len(answers) == 2 and maker in answers, f"only {sorted(answers)} answered"
     first, second = answers.values()
     assert first == second and len(first) > 10_000
+    heard = httpx.post(f"{cluster}/v1/analyze", files={"file": ("clip.wav", first)}, timeout=120)  # the Listener's analysis
+    assert heard.status_code == 200, heard.text
+    for axis in ("valence", "arousal"):  # the same music, heard from its 16-bit file
+        assert abs(heard.json()["heard"][axis] - clip["heard"][axis]) < 0.05
     other = next(replica for replica in answers if replica != maker)
     for _ in range(40):  # its metadata and a conversion to FLAC, from the replica that did not make it
         meta = httpx.get(f"{cluster}/v1/clips/{clip['id']}", timeout=30)
