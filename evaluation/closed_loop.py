@@ -193,44 +193,59 @@ def master_for_listening(audio: np.ndarray, arousal: float):
 
 
 def generate_and_listen(pipeline, config: ClosedLoopConfig) -> _Generated:
-    """Every mood x seed through generator (batched), vocoder (batched), mastering, classifier, narrator, acoustic judge."""
-    from moodmusic.narrator import names_mood, narrate
+    """Every mood x seed through generator (batched), vocoder (batched), mastering, classifier, narrator, acoustic judge.
 
+    The grid goes to the chain in batches (`pipeline.map`): one after another in this process, or each batch a task
+    on a Ray cluster when the chain is a `moodmusic.cluster.ClusterChain` (`moodmusic evaluate --ray`)."""
     jobs = [(mood, seed) for mood in config.moods() for seed in range(config.first_seed, config.first_seed + config.seeds)]
+    # A batch travels without this run's stop event (a cluster cannot carry it); the bar below checks it between batches.
+    plain = dataclasses.replace(config)
+    batches = [(plain, first, jobs[first : first + config.batch]) for first in range(0, len(jobs), config.batch)]
     out = _Generated()
     with _tqdm(config, total=len(jobs), desc="closed loop", unit="clip") as bar:
-        for first in range(0, len(jobs), config.batch):
-            chunk = jobs[first : first + config.batch]
-            check_stop(config)
-            with _timed(out.timings, "generator_s"):
-                mels = pipeline.generator.generate_batch([m for m, _ in chunk], config.seconds, [s for _, s in chunk])
-            check_stop(config)
-            with _timed(out.timings, "vocoder_s"):
-                audios = render(pipeline.vocoder, mels, config.vocoder_batch)
-            for ((valence, arousal), seed), mel, audio in zip(chunk, mels, audios):
-                with _timed(out.timings, "mastering_s"):
-                    audio, level = master_for_listening(audio, arousal)
-                with _timed(out.timings, "classifier_s"):
-                    analysis = pipeline.classifier.analyze(audio)
-                heard = analysis.overall
-                record = {
-                    "valence": valence, "arousal": arousal, "seed": seed, "asked_quadrant": quadrant(valence, arousal),
-                    "heard_valence": heard.valence, "heard_arousal": heard.arousal, "heard_quadrant": analysis.quadrant,
-                    "primary_mood": heard.primary_mood, "level": level.as_dict(),
-                    "gates_failed": [gate for gate in level.gates_failed if gate in GATES],
-                }  # fmt: skip
-                if config.narrate:
-                    with _timed(out.timings, "narrator_s"):
-                        narration = narrate(analysis, seed=len(out.records), narrator=pipeline.narrator)
-                    record.update(narrator=narration.narrator, fallback=narration.fallback_reason is not None,
-                                  names_primary=names_mood(narration.narrative, heard.primary_mood))  # fmt: skip
-                if config.acoustic:
-                    with _timed(out.timings, "acoustic_s"):
-                        record["acoustic"] = _acoustic_numbers(audio)
-                out.records.append(record)
-                out.mels.append(mel.numpy().astype(np.float16))
-                out.embeddings.append(analysis.embedding)
-                bar.update(1)
+        for done in pipeline.map(listen_to_batch, batches):
+            out.records += done.records
+            out.mels += done.mels
+            out.embeddings += done.embeddings
+            for name, seconds in done.timings.items():
+                out.timings[name] = out.timings.get(name, 0.0) + seconds
+            bar.update(len(done.records))
+    return out
+
+
+def listen_to_batch(pipeline, batch: tuple[ClosedLoopConfig, int, list]) -> _Generated:
+    """One batch of the grid, (config, index of its first clip, [(mood, seed), ...]), made and heard by `pipeline`."""
+    from moodmusic.narrator import names_mood, narrate
+
+    config, first, chunk = batch
+    out = _Generated()
+    with _timed(out.timings, "generator_s"):
+        mels = pipeline.generator.generate_batch([m for m, _ in chunk], config.seconds, [s for _, s in chunk])
+    with _timed(out.timings, "vocoder_s"):
+        audios = render(pipeline.vocoder, mels, config.vocoder_batch)
+    for index, (((valence, arousal), seed), mel, audio) in enumerate(zip(chunk, mels, audios), start=first):
+        with _timed(out.timings, "mastering_s"):
+            audio, level = master_for_listening(audio, arousal)
+        with _timed(out.timings, "classifier_s"):
+            analysis = pipeline.classifier.analyze(audio)
+        heard = analysis.overall
+        record = {
+            "valence": valence, "arousal": arousal, "seed": seed, "asked_quadrant": quadrant(valence, arousal),
+            "heard_valence": heard.valence, "heard_arousal": heard.arousal, "heard_quadrant": analysis.quadrant,
+            "primary_mood": heard.primary_mood, "level": level.as_dict(),
+            "gates_failed": [gate for gate in level.gates_failed if gate in GATES],
+        }  # fmt: skip
+        if config.narrate:
+            with _timed(out.timings, "narrator_s"):
+                narration = narrate(analysis, seed=index, narrator=pipeline.narrator)
+            record.update(narrator=narration.narrator, fallback=narration.fallback_reason is not None,
+                          names_primary=names_mood(narration.narrative, heard.primary_mood))  # fmt: skip
+        if config.acoustic:
+            with _timed(out.timings, "acoustic_s"):
+                record["acoustic"] = _acoustic_numbers(audio)
+        out.records.append(record)
+        out.mels.append(mel.numpy().astype(np.float16))
+        out.embeddings.append(analysis.embedding)
     return out
 
 
@@ -792,7 +807,7 @@ QUICK_OUT = "runs/evaluation-quick"  # a quick run must not overwrite the commit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from moodmusic.commandline import candidates_argument
+    from moodmusic.commandline import add_ray_arguments, candidates_argument
 
     defaults = ClosedLoopConfig()
     parser.add_argument("--quick", action="store_true", help="the CI grid: 3 x 3 moods x 2 seeds of 4 s (written to runs/evaluation-quick unless --out)")
@@ -812,6 +827,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidates", type=candidates_argument, help="the generator's critic-guided sampling: candidates per chunk (1: plain sampling; default: its guidance.json)")
     parser.add_argument("--out", help="folder for evaluation.md/.json/_*.png (default docs; with --quick runs/evaluation-quick)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    add_ray_arguments(parser, "the grid's clips (a batch a task)")
 
 
 def config_from_args(args: argparse.Namespace) -> ClosedLoopConfig:
@@ -833,7 +849,13 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     config = config_from_args(args)
     out = Path(args.out or (QUICK_OUT if args.quick else "docs"))
-    pipeline = load_pipeline(args.checkpoints, vocoder=args.vocoder, candidates=args.candidates)
+    if args.ray:  # the grid's batches as Ray tasks; the rest of the report (real references) in this process
+        from moodmusic.cluster import ClusterChain
+
+        pipeline = ClusterChain.start(None if args.ray == "local" else args.ray, args.checkpoints, workers=args.ray_workers,
+                                      vocoder=args.vocoder, candidates=args.candidates)  # fmt: skip
+    else:
+        pipeline = load_pipeline(args.checkpoints, vocoder=args.vocoder, candidates=args.candidates)
     report, artifacts = _run(pipeline, config)
     write_report(report, artifacts, out, command_line(args))
     for key, row in report["acceptance"].items():

@@ -33,6 +33,12 @@ def parse_grid(text: str) -> tuple[int, int]:
     return rows, cols
 
 
+def make_loop(chain, call: tuple):
+    """One loop of the bank: `call` is (mood, seconds, seed, bpm, beats_per_bar). Verified (bank.json says what was heard)."""
+    mood, seconds, seed, bpm, beats_per_bar = call
+    return chain.compose(mood, seconds, seed, verify=True, narrate=False, loop=True, bpm=bpm, beats_per_bar=beats_per_bar)
+
+
 def build_bank(
     chain, out: Path, rows: int, cols: int, seconds: float, variants: int, first_seed: int = 0, progress: bool = True, audio_format: str = "wav",
     sample_rate: int = SAMPLE_RATE, bpm: float | None = None, beats_per_bar: int | None = None,
@@ -51,10 +57,9 @@ def build_bank(
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     jobs = [(point, variant) for point in grid_points(rows, cols) for variant in range(variants)]
-    # The chain makes the clips in order: one after another in this process, or spread over a Ray cluster (moodmusic.server.ray_jobs).
-    calls = [(((valence, arousal), seconds, first_seed + variant), {"verify": True, "narrate": False, "loop": True, "bpm": bpm,
-              "beats_per_bar": beats_per_bar}) for (_, _, valence, arousal), variant in jobs]  # fmt: skip
-    clips = chain.compose_many(calls)
+    # The chain makes the loops in order: one after another in this process, or spread over a Ray cluster (moodmusic.cluster).
+    calls = [((valence, arousal), seconds, first_seed + variant, bpm, beats_per_bar) for (_, _, valence, arousal), variant in jobs]
+    clips = chain.map(make_loop, calls)
     for ((row, col, valence, arousal), variant), clip in tqdm(zip(jobs, clips), total=len(jobs), desc="bank", unit="loop", disable=not progress):
         seed = first_seed + variant
         name = f"r{row}_c{col}_v{variant}.{audio_format}"
@@ -79,6 +84,8 @@ def build_bank(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from moodmusic.commandline import add_ray_arguments
+
     parser.add_argument("--grid", default="5x5", help="ROWSxCOLS over the mood square (default 5x5)")
     parser.add_argument("--seconds", type=float, default=30.0, help="loop length, 1 to 120 s (default 30)")
     parser.add_argument("--variants", type=int, default=3, help="loops per grid cell, each another seed (default 3)")
@@ -91,10 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bpm", type=float, help="every loop's tempo, 40 to 240 (default: each mood's own)")
     parser.add_argument("--beats-per-bar", type=int, help="beats in a bar (default 4)")
     parser.add_argument("--checkpoints", help="a checkpoints folder (default: the shipped one)")
-    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                        help="make the loops as Ray tasks: on a Ray cluster at ADDRESS, or (no ADDRESS) one started on this machine "
-                        "(needs the 'scale' extra; docs/scaling.md)")
-    parser.add_argument("--ray-workers", type=int, help="with --ray: replicas making loops (default: the cluster's CPUs)")
+    add_ray_arguments(parser, "the loops")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(str(error)) from error
     try:
         if args.ray:
-            from moodmusic.server.ray_jobs import ClusterChain
+            from moodmusic.cluster import ClusterChain
 
             chain = ClusterChain.start(None if args.ray == "local" else args.ray, args.checkpoints, workers=args.ray_workers)
         else:

@@ -31,3 +31,11 @@ def command_line(args: argparse.Namespace) -> str:
     """The command as given (`moodmusic ...`), for reports and manifests; also right when main() is
     called with its own argv (tests, scripts), where sys.argv is somebody else's."""
     return getattr(args, "command_line", None) or typed_command()
+
+
+def add_ray_arguments(parser, what: str) -> None:
+    """`--ray [ADDRESS]` and `--ray-workers N` for a long job whose work can run as Ray tasks (moodmusic.cluster)."""
+    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help=f"make {what} as Ray tasks: on the Ray cluster at ADDRESS, or (no ADDRESS) one started on this machine "
+                        "(needs the 'scale' extra; docs/scaling.md)")  # fmt: skip
+    parser.add_argument("--ray-workers", type=int, help="with --ray: chain replicas doing the work (default: the cluster's CPUs)")

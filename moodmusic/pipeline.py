@@ -231,11 +231,16 @@ class Pipeline:
         self.master(clip, (lambda t: trajectory.at(t)[1]) if moving else asked.arousal, loop=loop)
         return self._finish(clip, verify, narrate, seed)
 
-    def compose_many(self, calls: Iterable[tuple[tuple, dict[str, Any]]]) -> Iterator[Clip]:
-        """`compose(*args, **kwargs)` for each call in turn, the clips in the order of the calls. A long job (a bank)
-        asks for its clips this way, so a runner that spreads them over a cluster (moodmusic.server.ray_jobs) fits in."""
-        for args, kwargs in calls:
-            yield self.compose(*args, **kwargs)
+    def map(self, fn: Callable[[Pipeline, Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        """`fn(self, item)` for each item in turn, the results in the items' order. A long job (a bank, the closed
+        loop) hands its work to the chain this way, so the same job runs spread over a Ray cluster when the chain is
+        a `moodmusic.cluster.ClusterChain`. `fn` is a module-level function (a cluster sends it by name).
+
+        >>> list(Pipeline(None, None, None).map(lambda chain, x: x * 2, [1, 2, 3]))
+        [2, 4, 6]
+        """
+        for item in items:
+            yield fn(self, item)
 
     def stinger(
         self, event: str, mood, seconds: float = 2.0, seed: int = 0, *, verify: bool = False, narrate: bool = False,

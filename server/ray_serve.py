@@ -39,6 +39,7 @@ import numpy as np
 import ray
 from ray import serve
 
+from moodmusic.cluster import LocalStages
 from moodmusic.mel import SAMPLE_RATE
 from moodmusic.pipeline import Clip, Pipeline, load_pipeline
 from moodmusic.server.settings import Settings
@@ -107,7 +108,7 @@ class Listener:
         return await asyncio.to_thread(lambda: [self.pipeline.analyze(audio, seed=seed, narrate=narrate) for audio, seed, narrate in requests])
 
 
-class RemotePipeline:
+class RemotePipeline(LocalStages):
     """What the server's routes ask of a `moodmusic.pipeline.Pipeline`, done by the deployments: `compose` and
     `stinger` on a Composer replica, `analyze` on the Listener. Blocking calls (the
     server's worker pool runs them in its threads). Streams and evaluations need the stages in this process
@@ -116,8 +117,6 @@ class RemotePipeline:
     def __init__(self, composer, listener, settings: Settings):
         self.composer, self.listener, self.settings = composer, listener, settings
         self._versions: dict[str, str] | None = None
-        self._local: Pipeline | None = None
-        self._lock = threading.Lock()
 
     @property
     def versions(self) -> dict[str, str]:
@@ -146,22 +145,15 @@ class RemotePipeline:
     def analyze(self, audio, seed: int = 0, narrate: bool = True):
         return self._call(self.listener.analyze, (audio, seed, narrate))
 
-    # --- the stages themselves, for streams and evaluations in this replica ------------------------------------
-    def local(self) -> Pipeline:
-        with self._lock:
-            if self._local is None:
-                log.info("loading the stages in the ingress (a stream or an evaluation asked for them)")
-                from moodmusic.server.services import configured_narrator
+    def load_local(self) -> Pipeline:
+        from moodmusic.server.services import configured_narrator
 
-                settings = self.settings
-                self._local = load_pipeline(settings.checkpoints, vocoder=settings.vocoder, narrator=configured_narrator(settings),
-                                            candidates=settings.candidates)  # fmt: skip
-            return self._local
+        settings = self.settings
+        return load_pipeline(settings.checkpoints, vocoder=settings.vocoder, narrator=configured_narrator(settings), candidates=settings.candidates)
 
-    generator = property(lambda self: self.local().generator)
-    vocoder = property(lambda self: self.local().vocoder)
-    classifier = property(lambda self: self.local().classifier)
-    narrator = property(lambda self: self.local().narrator)
+    def map(self, fn, items):
+        """A long job's work (POST /v1/evaluate), in this replica: the route bounds it to what fits its deadline."""
+        return self.local().map(fn, items)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256, logging_config=QUIET)

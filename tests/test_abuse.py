@@ -257,6 +257,7 @@ def test_an_evaluation_past_its_deadline_is_stopped_and_says_so(tiny_pipeline, t
     # Warm the acoustic judge first: its beat tracker's first call compiles (numba, 10-20 s in a fresh
     # environment), one step that no stop can cut short; this test is about the grid's remaining work.
     evaluate_grid(tiny_pipeline, ClosedLoopConfig(grid=2, seeds=1, seconds=2.0, corpus=None, progress=False))
+    tiny_pipeline.compose("calm", 1.0, seed=0)  # and the clip path's first call, so the last request below fits its 1 s deadline
     settings = Settings(store_dir=str(tmp_path / "store"), workers=1, deadline_s=1.0, warmup=False)
     with BackgroundServer(create_app(settings, tiny_pipeline)) as running, httpx.Client(base_url=running.url, timeout=60) as c:
         response = c.post("/v1/evaluate", json={"grid": 5, "seeds": 2, "duration": 5})

@@ -7,8 +7,8 @@ Layers, lowest first; a module may import from its own layer or lower ones:
 - L1 the stages: ``moodmusic.corpus``, ``moodmusic.generator``, ``moodmusic.vocoder``,
   ``moodmusic.classifier``, ``moodmusic.narrator`` (folders at the repository root that pyproject.toml
   maps into the package: ``moodmusic.generator`` is generator/).
-- L2 the chain: ``moodmusic.pipeline``, its live form ``moodmusic.livestream`` and its command
-  ``moodmusic.generate`` (`moodmusic generate`).
+- L2 the chain: ``moodmusic.pipeline``, its live form ``moodmusic.livestream``, its form spread over a Ray
+  cluster ``moodmusic.cluster`` and its command ``moodmusic.generate`` (`moodmusic generate`).
 - L3 ``moodmusic.evaluation``.
 - L4 the top: ``moodmusic.server``, ``moodmusic.games``, ``moodmusic.cli``, ``moodmusic.client``, and
   the load drivers ``moodmusic.evaluation.load_test`` and ``moodmusic.evaluation.stream_load``.
@@ -30,6 +30,7 @@ SPECIAL = {
     "moodmusic.pipeline": 2,
     "moodmusic.livestream": 2,
     "moodmusic.generate": 2,
+    "moodmusic.cluster": 2,
     "moodmusic.cli": 4,
     "moodmusic.client": 4,
     # the load drivers: clients of a running server (moodmusic.client, server.background), run as processes

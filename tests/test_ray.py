@@ -1,5 +1,5 @@
 """The scaled-out server, for real: `moodmusic serve --ray` on a local Ray cluster (two HTTP replicas, two Composer
-replicas) sharing a PostgreSQL clip store, both started here on loopback; and a bank made as Ray tasks.
+replicas) sharing a PostgreSQL clip store, both started here on loopback; and a bank and the closed loop made as Ray tasks.
 
 What it checks: a clip made through one replica is served by another; a Composer replica killed in the middle of
 requests loses none of them; overload still answers 503 with Retry-After; a live stream runs through the ingress.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -175,3 +176,43 @@ def test_a_bank_made_as_ray_tasks_equals_one_made_in_process(tmp_path):
         assert {k: ours[k] for k in ("file", "seed", "bpm", "bars", "loop_start", "loop_end")} == {k: theirs[k] for k in ("file", "seed", "bpm", "bars", "loop_start", "loop_end")}
         assert abs(ours["heard"]["valence"] - theirs["heard"]["valence"]) < 0.05
         assert (tmp_path / "ray" / theirs["file"]).stat().st_size > 1000
+
+
+def test_the_closed_loop_on_ray_hears_what_it_hears_in_process(tmp_path):
+    base = [sys.executable, "-m", "moodmusic.cli", "evaluate", "--grid", "2", "--seeds", "2", "--seconds", "2", "--corpus", "", "--batch", "2"]
+    for name, extra in (("local", []), ("ray", ["--ray", "--ray-workers", "2"])):
+        done = subprocess.run([*base, "--out", str(tmp_path / name), *extra], capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    stop_ray()
+    local, ray = (json.loads((tmp_path / name / "evaluation.json").read_text()) for name in ("local", "ray"))
+    assert ray["clips"] == local["clips"] == 8  # four batches of two, spread over the two workers, back in order
+    for ours, theirs in zip(local["per_clip"], ray["per_clip"]):
+        assert (ours["valence"], ours["arousal"], ours["seed"]) == (theirs["valence"], theirs["arousal"], theirs["seed"])
+        assert abs(ours["heard_valence"] - theirs["heard_valence"]) < 0.05 and abs(ours["heard_arousal"] - theirs["heard_arousal"]) < 0.05
+
+
+def double_the_seed_dying_once(chain, item: tuple[int, str]) -> int:
+    """A task for the cluster: item 3's worker dies (the process exits) the first time it is tried."""
+    index, marker = item
+    if index == 3 and not Path(marker).exists():
+        Path(marker).write_text("died once")
+        os._exit(1)
+    return index * 2
+
+
+def test_a_cluster_job_loses_no_item_when_a_worker_dies(tmp_path):
+    import ray
+    from ray import cloudpickle
+
+    from moodmusic.cluster import ClusterChain
+    from moodmusic.evaluation.tiny import write_tiny_checkpoints
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module by name
+    marker = str(tmp_path / "died")
+    try:
+        chain = ClusterChain.start(checkpoints=str(write_tiny_checkpoints(tmp_path / "checkpoints")), workers=2)
+        assert list(chain.map(double_the_seed_dying_once, [(i, marker) for i in range(8)])) == [i * 2 for i in range(8)]
+        assert Path(marker).exists()  # a worker did die, and its item was made again by another
+    finally:
+        ray.shutdown()
+        stop_ray()
