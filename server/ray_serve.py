@@ -8,7 +8,7 @@ Three deployments (docs/scaling.md):
 - ``Composer`` (the whole chain; its cost is the generator and vocoder). ``composers`` replicas, one CPU and one
   request each; with ``max_composers`` Ray Serve autoscales between the two on the requests waiting per replica. A
   clip is verified and narrated where it was made: its audio is there, and a hop to another replica for 40 ms of
-  classifier costs more than it saves (docs/scaling.md).
+  classifier bought nothing when measured (docs/notes/2026-12-07-ray-overhead.md).
 - ``Listener`` (classifier + narrator: cheap, no CPU reserved). Analyses uploads (``POST /v1/analyze``); analyses
   arriving within 10 ms of each other are taken as one batch (``@serve.batch``).
 - ``Ingress`` (the FastAPI app of `moodmusic.server.app`, unchanged: validation, API keys, rate and job limits, the
