@@ -71,7 +71,7 @@ def plan(count: int, clip_seconds: float, seed_repeat: float) -> list[tuple[str,
 
 def start_server(args, scratch: Path) -> tuple[subprocess.Popen, str]:
     from moodmusic.evaluation.bench import package_env
-    from moodmusic.server.background import free_port
+    from moodmusic.server.background import ServerStartError, free_port, wait_until_ready
 
     checkpoints = args.checkpoints
     if args.tiny:
@@ -85,25 +85,11 @@ def start_server(args, scratch: Path) -> tuple[subprocess.Popen, str]:
         command += ["--checkpoints", checkpoints]
     process = subprocess.Popen(command, env=package_env(), stdout=subprocess.DEVNULL, stderr=open(scratch / "server.log", "w"))
     url = f"http://127.0.0.1:{port}"
-    wait_until_ready(process, url, scratch / "server.log")
+    try:
+        wait_until_ready(process, url, scratch / "server.log")
+    except ServerStartError as error:
+        raise SystemExit(str(error)) from None
     return process, url
-
-
-def wait_until_ready(process: subprocess.Popen, url: str, log: Path, timeout_s: float = 300.0) -> None:
-    """Poll the started server's /readyz until it answers 200; SystemExit with the end of its `log` when it exits
-    first, and after terminating it when it takes longer than `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited during startup:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.terminate()
-    raise SystemExit(f"the server did not become ready within {timeout_s:g} s")
 
 
 def run_load(url: str, server: psutil.Process, requests: list[tuple[str, dict]], concurrency: int, song: bytes) -> list[dict]:

@@ -32,13 +32,15 @@ MOODS = ["calm", "happy", "tense", "sad", "epic", "peaceful", "angry", "melancho
 
 
 def start(command: list[str], log: Path) -> tuple[subprocess.Popen, str]:
-    from moodmusic.evaluation.load_test import wait_until_ready
-    from moodmusic.server.background import free_port
+    from moodmusic.server.background import ServerStartError, free_port, wait_until_ready
 
     port = free_port()
     process = subprocess.Popen([*command, "--port", str(port)], stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-    wait_until_ready(process, url, log, timeout_s=400)
+    try:
+        wait_until_ready(process, url, log, timeout_s=400)
+    except ServerStartError as error:
+        raise SystemExit(f"{' '.join(command)}: {error}") from None
     return process, url
 
 

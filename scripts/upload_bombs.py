@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import socket
 import struct
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import soundfile
 
 from moodmusic.evaluation.bench import PeakMemory
 from moodmusic.evaluation.tiny import silent_flac
+from moodmusic.server.background import free_port, wait_until_ready
 
 
 def wav_header_only(seconds: float, rate: int, channels: int) -> bytes:
@@ -36,12 +36,6 @@ def wav_header_only(seconds: float, rate: int, channels: int) -> bytes:
 def declared_rate_wav(rate: int) -> bytes:
     data = np.zeros(4000, dtype="<i2").tobytes()
     return b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", len(data)) + data
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def measure(server_pid: int, url: str, name: str, data: bytes) -> dict:
@@ -109,13 +103,7 @@ def start_server(analyze_max_seconds: float | None):
 def run_cases(analyze_max_seconds: float | None, only_first: bool = False) -> list:
     process, url = start_server(analyze_max_seconds)
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        wait_until_ready(process, url)
         cases = [
             ("two hours of silence, FLAC 44.1 kHz", "silence.flac", silent_flac(7200)),
             ("a WAV whose header declares one hour of 48 kHz stereo (1 s present)", "liar.wav", wav_header_only(3600, 48000, 2)),

@@ -1,15 +1,19 @@
 """A real uvicorn server in a background thread on loopback: for the tests, the web-page check and the
-load script, which must talk HTTP to the same server `moodmusic serve` runs.
+load script, which must talk HTTP to the same server `moodmusic serve` runs; and the wait for a server started
+as a process (`moodmusic serve`, `moodmusic serve --ray`) to be ready.
 
     with BackgroundServer(create_app(settings, pipeline)) as server:
         httpx.get(server.url + "/healthz")
+    wait_until_ready(subprocess.Popen([...]), "http://127.0.0.1:8000", log=Path("server.log"))
 """
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 
@@ -18,6 +22,32 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+class ServerStartError(RuntimeError):
+    """A server process exited during startup, or was not ready in time; the message ends with its log."""
+
+
+def wait_until_ready(process: subprocess.Popen, url: str, log: Path | None = None, timeout_s: float = 300.0) -> None:
+    """Poll a started server process's /readyz until it answers 200. ServerStartError (with the end of its `log`)
+    when it exits first, or, after terminating it, when it takes longer than `timeout_s`."""
+    import httpx
+
+    def tail() -> str:
+        return f":\n{log.read_text(errors='replace')[-3000:]}" if log is not None and log.exists() else ""
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerStartError(f"the server exited during startup{tail()}")
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.terminate()
+    raise ServerStartError(f"the server did not become ready within {timeout_s:g} s{tail()}")
 
 
 class BackgroundServer:

@@ -58,13 +58,13 @@ def run(args: argparse.Namespace) -> int:
     from moodmusic.server.app import create_app
     from moodmusic.server.settings import Settings, SettingsError
 
-    from moodmusic.server.store import ClipStore, StoreFolderError, local_folder
+    from moodmusic.server.store import LocalClipStore, StoreFolderError, local_folder
 
     try:
         settings = Settings.from_env().with_args(args)
         folder = local_folder(settings.store_dir)  # None for a database URL
         if folder is not None:
-            ClipStore.claim(folder)  # before the models load: a folder the store may not own is refused at once
+            LocalClipStore.claim(folder)  # before the models load: a folder the store may not own is refused at once
         if args.ray and (args.composers < 1 or args.ingress_replicas < 1 or (args.max_composers or args.composers) < args.composers):
             raise SettingsError("--composers and --ingress-replicas must be at least 1, and --max-composers at least --composers")
     except (SettingsError, StoreFolderError) as error:

@@ -346,6 +346,3 @@ class LocalClipStore(ClipStorage):
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-ClipStore = LocalClipStore  # the name the server used before there were two backends

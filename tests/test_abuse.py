@@ -221,22 +221,22 @@ def test_a_paused_stream_gives_its_slot_back(tiny_pipeline, tmp_path):
 
 # --- the store's folder --------------------------------------------------------------------------------------
 def test_the_store_refuses_a_folder_it_did_not_make_and_never_deletes_a_users_file(tmp_path):
-    from moodmusic.server.store import MARKER_FILE, ClipStore, StoreFolderError
+    from moodmusic.server.store import MARKER_FILE, LocalClipStore, StoreFolderError
 
     users = tmp_path / "documents"
     (users / "clips" / "holiday").mkdir(parents=True)
     (users / "clips" / "notes.txt").write_text("mine")
     with pytest.raises(StoreFolderError, match="not a moodmusic clip store"):
-        ClipStore(users, 10**6)
+        LocalClipStore(users, 10**6)
     assert (users / "clips" / "notes.txt").read_text() == "mine" and (users / "clips" / "holiday").is_dir()
 
-    store = ClipStore(tmp_path / "store", 10**6)  # a new folder is the store's, marked
+    store = LocalClipStore(tmp_path / "store", 10**6)  # a new folder is the store's, marked
     assert (tmp_path / "store" / MARKER_FILE).exists()
     (store.clips_dir / "notes.txt").write_text("put here by hand")
     (store.clips_dir / "subfolder").mkdir()
     orphan = store.clips_dir / ("ab" * 16 + ".audio")
     orphan.write_bytes(b"left by a crash")
-    store = ClipStore(tmp_path / "store", 10**6)  # reopened: cleans its own orphan, nothing else
+    store = LocalClipStore(tmp_path / "store", 10**6)  # reopened: cleans its own orphan, nothing else
     assert not orphan.exists() and (store.clips_dir / "notes.txt").exists() and (store.clips_dir / "subfolder").is_dir()
 
 

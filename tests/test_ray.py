@@ -24,7 +24,7 @@ import pytest
 
 pytest.importorskip("ray", reason="the 'scale' extra (ray[serve]) is not installed")
 
-from moodmusic.server.background import free_port  # noqa: E402
+from moodmusic.server.background import free_port, wait_until_ready  # noqa: E402
 from moodmusic.server.local_postgres import LocalPostgres, server_binaries  # noqa: E402
 
 pytestmark = pytest.mark.skipif(server_binaries() is None, reason="PostgreSQL's server is not installed (scripts/setup.sh installs it)")
@@ -54,18 +54,8 @@ def cluster(postgres):
                "--queue", "2", "--store", postgres.url, "--port", str(port)]  # fmt: skip
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
     try:
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"moodmusic serve --ray did not start:\n{log.read()[-4000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
+        wait_until_ready(process, url, Path(log.name), timeout_s=300)
         yield url
     finally:
         process.send_signal(signal.SIGTERM)

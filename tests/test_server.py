@@ -22,7 +22,7 @@ from moodmusic.mood import NAMED_MOODS
 from moodmusic.server.app import create_app
 from moodmusic.server.background import BackgroundServer
 from moodmusic.server.settings import Settings
-from moodmusic.server.store import ClipStore
+from moodmusic.server.store import LocalClipStore
 
 from conftest import tone
 
@@ -380,7 +380,7 @@ def test_store_hits_after_a_restart(tiny_checkpoints, tmp_path):
 def test_store_evicts_least_recently_used_and_cleans_up_after_a_crash(tmp_path):
     mel = np.zeros((80, 10), dtype=np.float32)
     wav = to_wav_bytes(np.zeros(SAMPLE_RATE // 2, dtype=np.float32))  # ~22 KB
-    store = ClipStore(tmp_path, cap_bytes=10**9)
+    store = LocalClipStore(tmp_path, cap_bytes=10**9)
     ids = [store.new_id() for _ in range(4)]
     for i, clip_id in enumerate(ids[:3]):
         store.put(clip_id, f"key{i}", wav, mel, {"n": i})
@@ -396,7 +396,7 @@ def test_store_evicts_least_recently_used_and_cleans_up_after_a_crash(tmp_path):
     store.close()
     (tmp_path / "clips" / ("deadbeef" * 4 + ".audio.tmp")).write_bytes(b"partial")  # a write a crash interrupted
     (tmp_path / "clips" / f"{ids[0]}.audio").unlink()  # a file lost under its index row
-    reopened = ClipStore(tmp_path, cap_bytes=10**9)
+    reopened = LocalClipStore(tmp_path, cap_bytes=10**9)
     assert reopened.get(ids[0]) is None and reopened.get(ids[3]) is not None
     assert not (tmp_path / "clips" / ("deadbeef" * 4 + ".audio.tmp")).exists() and not list((tmp_path / "clips").glob(f"{ids[0]}*"))
     reopened.close()
